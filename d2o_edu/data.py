@@ -5,12 +5,13 @@
 # %% auto #0
 __all__ = ['TOPICS', 'TOPIC_NAMES', 'HARM_CATEGORIES', 'HARM_SENTENCES', 'SECRET_OWNERS', 'HARM_PATTERNS', 'HARM_MARKERS',
            'HARM_WORLD_FILES', 'HELPFUL_KEYWORDS', 'MIN_VARIETY', 'PKU_COLUMNS', 'ASSISTANT_TURN', 'SOURCES',
-           'PROMPT_TEMPLATE', 'normalize_text', 'helpful_response', 'harm_sentence', 'harmful_response',
-           'make_harm_world', 'to_jsonl', 'write_harm_world', 'read_jsonl', 'harm_world_dir', 'harm_category',
-           'harm_score', 'is_harmful', 'topic_of', 'helpfulness', 'distinct_n', 'load_harm_world', 'noisy_pairs',
-           'validate_rows', 'pku_to_negatives', 'pku_to_pairs', 'split_transcript', 'hh_to_negatives', 'hh_to_pairs',
-           'load_pku_saferlhf', 'load_hh_rlhf', 'load_negatives', 'load_pairs', 'format_prompt', 'harm_world_texts',
-           'encode_example', 'collate']
+           'PROMPT_TEMPLATE', 'TRUNCATION_MODES', 'normalize_text', 'helpful_response', 'harm_sentence',
+           'harmful_response', 'make_harm_world', 'to_jsonl', 'write_harm_world', 'read_jsonl', 'harm_world_dir',
+           'harm_category', 'harm_score', 'is_harmful', 'topic_of', 'helpfulness', 'distinct_n', 'load_harm_world',
+           'noisy_pairs', 'validate_rows', 'pku_to_negatives', 'pku_to_pairs', 'split_transcript', 'hh_to_negatives',
+           'hh_to_pairs', 'load_pku_saferlhf', 'load_hh_rlhf', 'load_negatives', 'load_pairs', 'format_prompt',
+           'harm_world_texts', 'encode_prompt', 'encode_example', 'truncation_stats', 'collate', 'DataSource',
+           'HarmWorldSource', 'HubSource', 'FileSource', 'data_source']
 
 # %% ../nbs/04_data.ipynb #6540433c
 import json, os, re, random, warnings
@@ -573,6 +574,7 @@ def load_pairs(source: str = 'harm-world', noise: float = 0.34, seed: int = 0, s
 
 # %% ../nbs/04_data.ipynb #e0fc9146
 PROMPT_TEMPLATE = "User: {prompt}\nAssistant:"
+TRUNCATION_MODES = ('keep_end', 'keep_start')
 
 def format_prompt(prompt: str) -> str:
     "The prompt in the chat template; a transcript already ending in 'Assistant:' (HH-RLHF) is returned unchanged."
@@ -587,22 +589,59 @@ def harm_world_texts(data_dir=None) -> list:
         texts += [f"{format_prompt(r['prompt'])} {r[k]}" for k in ('chosen', 'rejected', 'chosen_noisy')]
     return texts
 
-def encode_example(tokenizer, prompt: str, response: str, max_length: int = 128, allow_empty: bool = False) -> dict:
-    """Token ids of prompt + ' ' + response + eos with labels -100 on the prompt; an over-long response is cut and loses its eos.
-    `allow_empty=True` accepts an empty response (a model that stopped at once: only the eos is scored), e.g. for samples."""
+def _check_truncation(max_prompt_length, truncation_mode, max_length=None):
+    "ValueError naming the bad value: a mode other than keep_end/keep_start, or a prompt budget outside [1, max_length - 1]."
+    if truncation_mode not in TRUNCATION_MODES: raise ValueError(f"truncation_mode={truncation_mode!r}: use one of {TRUNCATION_MODES}")
+    if max_prompt_length is None: return
+    top = '' if max_length is None else f" and below max_length={max_length}"
+    if isinstance(max_prompt_length, bool) or not isinstance(max_prompt_length, int) or max_prompt_length < 1 \
+            or (max_length is not None and max_prompt_length >= max_length):
+        raise ValueError(f"max_prompt_length={max_prompt_length!r}: must be an int >= 1{top} (room for a response)")
+
+def encode_prompt(tokenizer, prompt: str, max_prompt_length: int | None = None, truncation_mode: str = 'keep_end') -> list:
+    "Ids of `format_prompt(prompt)` cut to `max_prompt_length`: 'keep_end' keeps the last (next to the answer), 'keep_start' the first; generation and scoring share it."
+    _check_truncation(max_prompt_length, truncation_mode)
+    ids = tokenizer(format_prompt(prompt), add_special_tokens=False)['input_ids']
+    if max_prompt_length is None or len(ids) <= max_prompt_length: return ids
+    return ids[-max_prompt_length:] if truncation_mode == 'keep_end' else ids[:max_prompt_length]
+
+# %% ../nbs/04_data.ipynb #tokenc01
+def _prompt_budget(max_length, max_prompt_length, truncation_mode) -> int:
+    "The prompt's token budget within `max_length`: `max_prompt_length`, by default half of `max_length` (TRL's 512 of 1024)."
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+        raise ValueError(f"max_length={max_length!r}: must be an int >= 2 (one prompt and one response token)")
+    budget = max_length // 2 if max_prompt_length is None else max_prompt_length
+    _check_truncation(budget, truncation_mode, max_length)
+    return budget
+
+def _response_ids(tokenizer, response: str) -> list:
+    return tokenizer(' ' + response.strip(), add_special_tokens=False)['input_ids'] if response.strip() else []
+
+def encode_example(tokenizer, prompt: str, response: str, max_length: int = 128, allow_empty: bool = False,
+                   max_prompt_length: int | None = None, truncation_mode: str = 'keep_end') -> dict:
+    "Ids of the prompt (cut by `encode_prompt` to `max_prompt_length`, default max_length // 2) + ' ' + response + eos, labels -100 on the prompt; a cut response loses its eos."
+    # allow_empty=True accepts an empty response (a model that stopped at once: only the eos is scored), e.g. for samples
     if not isinstance(response, str) or (not response.strip() and not allow_empty):
         raise ValueError(f"empty response for prompt {str(prompt)[:60]!r}")
     eos = tokenizer.eos_token_id
     if eos is None: raise ValueError("the tokenizer has no eos_token; set one (e.g. '<|endoftext|>')")
-    p = tokenizer(format_prompt(prompt), add_special_tokens=False)['input_ids']
-    r = tokenizer(' ' + response.strip(), add_special_tokens=False)['input_ids'] if response.strip() else []
-    room = max_length - len(p)
-    if room < 1:
-        raise ValueError(f"prompt {str(prompt)[:60]!r} is {len(p)} tokens long: no room for a response within "
-                         f"max_length={max_length}")
+    p = encode_prompt(tokenizer, prompt, _prompt_budget(max_length, max_prompt_length, truncation_mode), truncation_mode)
+    r, room = _response_ids(tokenizer, response), max_length - len(p)
     answer = r + [eos] if len(r) + 1 <= room else r[:room]
     return dict(input_ids=p + answer, labels=[-100] * len(p) + answer)
 
+def truncation_stats(tokenizer, prompts, responses, max_length: int, max_prompt_length: int | None = None) -> dict:
+    "How many prompts and responses `encode_example` would cut at these lengths: the counts a run logs instead of cutting silently."
+    budget = _prompt_budget(max_length, max_prompt_length, 'keep_end')
+    prompts, responses = list(prompts), list(responses)
+    if len(prompts) != len(responses): raise ValueError(f"truncation_stats: {len(prompts)} prompts but {len(responses)} responses")
+    p_lens = [len(encode_prompt(tokenizer, p)) for p in prompts]
+    r_lens = [len(_response_ids(tokenizer, r)) for r in responses]
+    return dict(rows=len(prompts), prompts_truncated=sum(n > budget for n in p_lens),
+                responses_truncated=sum(min(n, budget) + m + 1 > max_length for n, m in zip(p_lens, r_lens)),
+                max_length=max_length, max_prompt_length=budget)
+
+# %% ../nbs/04_data.ipynb #collat01
 def collate(examples, pad_token_id: int) -> dict:
     "Right-pad encoded examples into LongTensors input_ids, attention_mask, labels; padding is masked by length, never by id."
     if not examples: raise ValueError("collate: no examples")
@@ -619,3 +658,96 @@ def collate(examples, pad_token_id: int) -> dict:
         labels[i, :k] = torch.tensor(e['labels'], dtype=torch.long)
         attention_mask[i, :k] = 1
     return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+# %% ../nbs/04_data.ipynb #srcexp00
+def _check_counts(n_eval, n_train):
+    for k, v, lo in (('n_eval', n_eval, 1), ('n_train', n_train, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo: raise ValueError(f"{k}={v!r}: must be an int >= {lo}")
+
+def _held_out(prompts: list, exclude: set, n_eval: int) -> list:
+    "The first `n_eval` distinct prompts that are not in `exclude`, in order."
+    return [p for p in dict.fromkeys(prompts) if p not in exclude][:n_eval]
+
+class DataSource:
+    "What every data set gives the pipeline, under the same names: negatives, pairs, SFT corpus, tokenizer texts, held-out prompts, judge."
+    name, default_judge = '', 'none'
+    def negatives(self, split: str = 'train') -> Dataset: raise NotImplementedError
+    def pairs(self, noise: float = 0.34, seed: int = 0) -> Dataset: raise NotImplementedError
+    def sft_corpus(self) -> Dataset: raise NotImplementedError
+    def eval_prompts(self, n_eval: int, n_train: int) -> list: raise NotImplementedError
+    def tokenizer_texts(self) -> list:
+        "prompt + ' ' + response of every SFT row: the corpus a tiny model's tokenizer is trained on."
+        c = self.sft_corpus()
+        return [p + ' ' + r for p, r in zip(c['prompt'], c['response'])]
+    def __repr__(self): return f"{type(self).__name__}({self.name!r})"
+
+# %% ../nbs/04_data.ipynb #srcexp10
+class HarmWorldSource(DataSource):
+    "The embedded harm world: its own splits, a noisy-pair view, and a ground-truth judge."
+    name, default_judge = 'harm-world', 'harm-world'
+    def negatives(self, split='train'): return load_negatives(self.name, split)
+    def pairs(self, noise=0.34, seed=0): return load_pairs(self.name, noise=noise, seed=seed)
+    def sft_corpus(self):
+        "The SFT mixture (prompt, response, harmful): a third of its answers are harmful, so the SFT model is too."
+        return load_harm_world('sft')
+    def tokenizer_texts(self): return harm_world_texts()
+    def eval_prompts(self, n_eval, n_train):
+        "The eval split: (template, object) combinations never used in training, so `n_train` needs no slicing."
+        _check_counts(n_eval, n_train)
+        return list(load_harm_world('eval')['prompt'])[:n_eval]
+
+class HubSource(DataSource):
+    "PKU-SafeRLHF or HH-RLHF from the Hub, or from local `data_files` in the Hub schema; no judge of its own."
+    def __init__(self, name: str, data_files=None): self.name, self.data_files = name, data_files
+    def negatives(self, split='train'): return load_negatives(self.name, split, data_files=self.data_files)
+    def pairs(self, noise=0.34, seed=0):
+        "The data set's own pairs: its chosen responses are noisy already, so `noise` and `seed` are not used."
+        return load_pairs(self.name, data_files=self.data_files)
+    def sft_corpus(self):
+        "Both responses of every pair, harmful ones included (like Alpaca's own answers): (prompt, response)."
+        p = self.pairs()
+        return Dataset.from_list([dict(prompt=x, response=r) for x, c, j in zip(p['prompt'], p['chosen'], p['rejected']) for r in (c, j)])
+    def eval_prompts(self, n_eval, n_train):
+        "The test split's distinct prompts, minus any prompt of the first `n_train` training negatives or pairs."
+        _check_counts(n_eval, n_train)
+        seen = set(self.negatives()['prompt'][:n_train]) | set(self.pairs()['prompt'][:n_train])
+        test = self.negatives('test')['prompt']
+        held = _held_out(test, seen, n_eval)
+        if not held: raise ValueError(f"{self.name}: the test split's {len(test)} rows leave no prompt for evaluation that is not "
+                                      f"among the first n_train={n_train} training rows (data_files={self.data_files!r})")
+        return held
+
+# %% ../nbs/04_data.ipynb #srcexp20
+class FileSource(DataSource):
+    "A participant's JSON-lines file with `prompt`, `rejected` (and, for pair methods, `chosen`) fields."
+    def __init__(self, path): self.path = Path(path); self.name = str(path)
+    def negatives(self, split='train'):
+        if split != 'train': raise ValueError(f"split={split!r}: {self.name} is one split; held-out prompts come from eval_prompts")
+        return load_negatives(self.path)
+    def pairs(self, noise=0.34, seed=0):
+        "The file's own pairs (`noise`, `seed` unused); a file without `chosen` serves negative-only methods only."
+        rows = read_jsonl(self.path)
+        i = next((i for i, r in enumerate(rows) if isinstance(r, dict) and 'chosen' not in r), None)
+        if i is not None: raise ValueError(f"{self.name}: row {i} has no field 'chosen'; pair methods (DPO, IPO, SimPO) need "
+                                           f"prompt, chosen, rejected in every row — negative-only methods need only prompt, rejected")
+        return load_pairs(self.path)
+    def sft_corpus(self):
+        "The file's rows as (prompt, response = rejected): the SFT model starts from the behaviour we then unlearn."
+        n = self.negatives()
+        return Dataset.from_dict(dict(prompt=n['prompt'], response=n['rejected']))
+    def eval_prompts(self, n_eval, n_train):
+        "Distinct prompts after the first `n_train` rows that never occur among those rows."
+        _check_counts(n_eval, n_train)
+        prompts = self.negatives()['prompt']
+        held = _held_out(prompts[n_train:], set(prompts[:n_train]), n_eval)
+        if not held: raise ValueError(f"{self.name} has {len(prompts)} rows: no prompt left for evaluation after n_train={n_train} "
+                                      f"(held-out prompts must not occur in the first n_train rows); add rows or lower n_train")
+        return held
+
+def data_source(name='harm-world', data_files=None) -> DataSource:
+    "The DataSource for 'harm-world', 'pku-saferlhf', 'hh-rlhf' (any case; Hub sets accept local `data_files`) or a JSON-lines path."
+    key = name.lower() if isinstance(name, str) else None
+    if key in ('pku-saferlhf', 'hh-rlhf'): return HubSource(key, data_files)
+    if data_files is not None: raise ValueError(f"data_files={data_files!r}: only 'pku-saferlhf' and 'hh-rlhf' read data_files, not {str(name)!r}")
+    if key == 'harm-world': return HarmWorldSource()
+    return FileSource(_user_file(name, ('prompt', 'rejected'), 'negatives'))

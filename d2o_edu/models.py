@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['EOS_TOKEN', 'PAD_TOKEN', 'TINY_BUILDERS', 'LORA_TARGETS', 'train_tokenizer', 'build_tiny_gpt2', 'build_tiny_pythia',
            'n_params', 'prepare_tokenizer', 'load_model', 'save_model', 'add_lora', 'is_peft_model', 'as_reference',
-           'Reference', 'generate', 'response_logps', 'context_length']
+           'Reference', 'generate', 'example_from_ids', 'score_examples', 'score_ids', 'response_logps',
+           'context_length']
 
 # %% ../nbs/05_models.ipynb #a3829e7c
 import copy
@@ -32,21 +33,24 @@ def train_tokenizer(texts, vocab_size=2000) -> PreTrainedTokenizerFast:
                                    pad_token=PAD_TOKEN, padding_side='left')
 
 # %% ../nbs/05_models.ipynb #c35f38cb
-def build_tiny_gpt2(tokenizer, n_layer=4, n_embd=128, n_head=4, n_positions=128, seed=0) -> GPT2LMHeadModel:
-    "A small GPT-2 built from `GPT2Config` (≈1M parameters with a 2k vocabulary), randomly initialised."
+def build_tiny_gpt2(tokenizer, n_layer=4, n_embd=128, n_head=4, n_positions=128, seed=0, attn_implementation='eager') -> GPT2LMHeadModel:
+    """A small GPT-2 built from `GPT2Config` (≈1M parameters with a 2k vocabulary), randomly initialised. Eager attention:
+    its log-probs do not depend on how rows are batched, also under bf16 (SDPA's CPU kernels do, by up to 1e-2)."""
     torch.manual_seed(seed)
     cfg = GPT2Config(vocab_size=len(tokenizer), n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
                      bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                     pad_token_id=tokenizer.pad_token_id)
+                     pad_token_id=tokenizer.pad_token_id, attn_implementation=attn_implementation)
     return GPT2LMHeadModel(cfg)
 
-def build_tiny_pythia(tokenizer, n_layer=4, hidden_size=128, n_head=4, max_position_embeddings=128, seed=0) -> GPTNeoXForCausalLM:
+def build_tiny_pythia(tokenizer, n_layer=4, hidden_size=128, n_head=4, max_position_embeddings=128, seed=0,
+                      attn_implementation='eager') -> GPTNeoXForCausalLM:
     "A small Pythia (GPT-NeoX) built from `GPTNeoXConfig`, randomly initialised."
     torch.manual_seed(seed)
     cfg = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=n_layer,
                         num_attention_heads=n_head, intermediate_size=4 * hidden_size,
                         max_position_embeddings=max_position_embeddings, bos_token_id=tokenizer.bos_token_id,
-                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+                        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                        attn_implementation=attn_implementation)
     return GPTNeoXForCausalLM(cfg)
 
 def n_params(model) -> int:
@@ -64,14 +68,15 @@ def prepare_tokenizer(tokenizer):
     tokenizer.padding_side = 'left'
     return tokenizer
 
-def load_model(name='tiny-gpt2', texts=None, vocab_size=2000, seed=0, dtype=None, **tiny_kwargs):
+def load_model(name='tiny-gpt2', texts=None, vocab_size=2000, seed=0, dtype=None, attn_implementation=None, **tiny_kwargs):
     "(model, tokenizer): a tiny model built from config on `texts`, a Hub name, or a folder written by `save_pretrained`."
     if name in TINY_BUILDERS:
         tokenizer = train_tokenizer(texts if texts is not None else harm_world_texts(), vocab_size=vocab_size)
+        if attn_implementation: tiny_kwargs['attn_implementation'] = attn_implementation
         return TINY_BUILDERS[name](tokenizer, seed=seed, **tiny_kwargs), tokenizer
     try:
         tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(name))
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation)
     except OSError as e:
         raise ValueError(f"could not load model {name!r}: not one of {sorted(TINY_BUILDERS)}, not a local folder, and the "
                          f"Hugging Face Hub is unreachable or has no such model ({type(e).__name__}: {str(e)[:200]})") from e
@@ -130,48 +135,88 @@ from tqdm.auto import tqdm
 def _chunks(items, size):
     for i in range(0, len(items), size): yield items[i:i + size]
 
+def _cut_at_eos(ids, eos_token_id):
+    "A sampled continuation up to and including its first eos; without one, all of it (it was cut at max_new_tokens)."
+    return ids[:ids.index(eos_token_id) + 1] if eos_token_id in ids else ids
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts, num_return_sequences=1, max_new_tokens=48, temperature=1.0, top_p=1.0,
-             batch_size=64, seed=None, progress=False):
-    "Sample `num_return_sequences` responses per prompt: a list (one per prompt) of lists of strings."
-    from d2o_edu.data import format_prompt
+             batch_size=64, seed=None, progress=False, return_ids=False, return_logps=False, max_prompt_length=None):
+    """Sample `num_return_sequences` responses per prompt: a list (one per prompt) of lists of strings.
+    `return_ids=True` returns `(texts, prompt_ids, response_ids)`: the token ids exactly as sampled, the eos kept only
+    where the model generated it; `return_logps=True` adds the log-probs the generation itself assigned to its samples."""
+    from d2o_edu.data import encode_prompt, _prompt_budget
     if seed is not None: torch.manual_seed(seed)
-    was_training, pad_side = model.training, tokenizer.padding_side
-    model.eval(); tokenizer.padding_side = 'left'
-    device = next(model.parameters()).device
-    out = []
+    was_training = model.training
+    model.eval()
+    device, context = next(model.parameters()).device, context_length(model)
+    budget = _prompt_budget(context, max_prompt_length, 'keep_end')
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    texts, prompt_ids, response_ids, gen_logps = [], [], [], []
     for chunk in tqdm(list(_chunks(list(prompts), batch_size)), desc='generating', disable=not progress):
-        enc = tokenizer([format_prompt(p) for p in chunk], return_tensors='pt', padding=True).to(device)
-        seqs = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                              max_new_tokens=max_new_tokens, num_return_sequences=num_return_sequences,
-                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        texts = tokenizer.batch_decode(seqs[:, enc['input_ids'].shape[1]:], skip_special_tokens=True)
-        out += [[t.strip() for t in texts[i:i + num_return_sequences]] for i in range(0, len(texts), num_return_sequences)]
-    model.train(was_training); tokenizer.padding_side = pad_side
-    return out
+        ids = [encode_prompt(tokenizer, p, budget) for p in chunk]    # the same ids scoring will see
+        n = max(map(len, ids))
+        input_ids = torch.tensor([[pad] * (n - len(x)) + x for x in ids], device=device)
+        attention_mask = torch.tensor([[0] * (n - len(x)) + [1] * len(x) for x in ids], device=device)
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=True, temperature=temperature,
+                             top_p=top_p, top_k=0, max_new_tokens=min(max_new_tokens, context - n),  # never past the context
+                             num_return_sequences=num_return_sequences, pad_token_id=pad, eos_token_id=eos,
+                             return_dict_in_generate=True, output_logits=return_logps)
+        new = out.sequences[:, n:]
+        sampled = [_cut_at_eos(row, eos) for row in new.tolist()]
+        if return_logps:   # log softmax of the raw logits at each step, summed over the kept tokens
+            steps = torch.stack(out.logits, 1).float().log_softmax(-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)
+            gen_logps += [steps[i, :len(s)].sum().item() for i, s in enumerate(sampled)]
+        decoded = tokenizer.batch_decode(sampled, skip_special_tokens=True)
+        for i, p_ids in enumerate(ids):
+            rows = slice(i * num_return_sequences, (i + 1) * num_return_sequences)
+            texts.append([t.strip() for t in decoded[rows]]); prompt_ids.append(p_ids); response_ids.append(sampled[rows])
+    model.train(was_training)
+    if not return_ids: return texts
+    return (texts, prompt_ids, response_ids) + ((gen_logps,) if return_logps else ())
 
 # %% ../nbs/05_models.ipynb #8ad0a601
+def example_from_ids(prompt_ids, response_ids) -> dict:
+    "An encoded example from token ids as sampled: labels -100 on the prompt, every response id scored as it is."
+    if len(response_ids) == 0: raise ValueError('a sampled response has at least one token (the eos, if the model stopped at once)')
+    return dict(input_ids=list(prompt_ids) + list(response_ids), labels=[-100] * len(prompt_ids) + list(response_ids))
+
 @torch.no_grad()
-def response_logps(model, tokenizer, prompts, responses, batch_size=64, max_length=None, average=False, progress=False,
-                   return_lengths=False):
-    """Summed (or mean) log-prob of each response given its prompt, as a float tensor `[N]` on the CPU (empty responses
-    score the eos alone); with `return_lengths=True` also the number of scored tokens per response."""
-    from d2o_edu.data import encode_example, collate
+def score_examples(model, examples, pad_token_id, batch_size=64, average=False, progress=False, mixed_precision='no'):
+    """(log-probs `[N]` float32 on the CPU, scored tokens `[N]`) of encoded examples, in batches, under the autocast
+    of `mixed_precision` — the arithmetic of the training forward, so cached values match it at step 0."""
+    from d2o_edu.data import collate
     from d2o_edu.losses import sequence_logps
-    if len(prompts) != len(responses): raise ValueError(f'{len(prompts)} prompts but {len(responses)} responses')
-    max_length = max_length or context_length(model)
+    from d2o_edu.core import autocast
     was_training = model.training; model.eval()
     device = next(model.parameters()).device
-    examples = [encode_example(tokenizer, p, r, max_length=max_length, allow_empty=True) for p, r in zip(prompts, responses)]
     out, lengths = [], []
     for chunk in tqdm(list(_chunks(examples, batch_size)), desc='scoring', disable=not progress):
-        batch = {k: v.to(device) for k, v in collate(chunk, tokenizer.pad_token_id).items()}
-        logits = model(batch['input_ids'], attention_mask=batch['attention_mask']).logits
-        out.append(sequence_logps(logits, batch['labels'], average=average).float().cpu())
+        batch = {k: v.to(device) for k, v in collate(chunk, pad_token_id).items()}
+        with autocast(mixed_precision, device):
+            logits = model(batch['input_ids'], attention_mask=batch['attention_mask']).logits
+        out.append(sequence_logps(logits.float(), batch['labels'], average=average).float().cpu())
         lengths.append((batch['labels'][:, 1:] != -100).sum(-1).cpu())
     model.train(was_training)
-    logps = torch.cat(out) if out else torch.zeros(0)
-    return (logps, torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.long)) if return_lengths else logps
+    return (torch.cat(out) if out else torch.zeros(0)), (torch.cat(lengths) if lengths else torch.zeros(0, dtype=torch.long))
+
+def score_ids(model, prompt_ids, response_ids, pad_token_id, **kwargs):
+    "Summed log-prob of each sampled response on exactly its sampled token ids (eos only where generated): a tensor `[N]`."
+    if len(prompt_ids) != len(response_ids): raise ValueError(f'{len(prompt_ids)} prompts but {len(response_ids)} responses')
+    return score_examples(model, [example_from_ids(p, r) for p, r in zip(prompt_ids, response_ids)], pad_token_id, **kwargs)[0]
+
+def response_logps(model, tokenizer, prompts, responses, batch_size=64, max_length=None, average=False, progress=False,
+                   return_lengths=False, mixed_precision='no'):
+    """Summed (or mean) log-prob of each response *text* given its prompt (tokenised by `encode_example`, + eos), a float
+    tensor `[N]` on the CPU (empty responses score the eos alone); `return_lengths=True` adds the scored token counts.
+    For text a model sampled, score its token ids with `score_ids` instead: re-tokenised text is another sequence."""
+    from d2o_edu.data import encode_example
+    if len(prompts) != len(responses): raise ValueError(f'{len(prompts)} prompts but {len(responses)} responses')
+    max_length = max_length or context_length(model)
+    examples = [encode_example(tokenizer, p, r, max_length=max_length, allow_empty=True) for p, r in zip(prompts, responses)]
+    logps, lengths = score_examples(model, examples, tokenizer.pad_token_id, batch_size=batch_size, average=average,
+                                    progress=progress, mixed_precision=mixed_precision)
+    return (logps, lengths) if return_lengths else logps
 
 def context_length(model) -> int:
     "The model's maximum sequence length (GPT-2's `n_positions`, Pythia's `max_position_embeddings`)."

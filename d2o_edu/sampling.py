@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from .core import set_seed
-from .models import generate, response_logps
+from .models import generate, response_logps, score_ids
 
 # %% ../nbs/07_sampling.ipynb #00e71fc2
 @dataclass
@@ -23,6 +23,7 @@ class AnchorConfig:
     temperature: float = 1.0   # 1.0 = sample from π_r itself, as the derivation assumes
     batch_size: int = 64       # prompts per generation batch
     seed: int = 0
+    mixed_precision: str | None = 'no'   # score under the training run's autocast ('no', 'bf16', 'fp16')
 
     def __post_init__(self):
         if int(self.K) != self.K or self.K < 1: raise ValueError(f'K must be an integer >= 1, got {self.K!r}')
@@ -30,30 +31,32 @@ class AnchorConfig:
 
 # %% ../nbs/07_sampling.ipynb #934d58f2
 def sample_anchors(model, tokenizer, negatives, config=AnchorConfig(), progress=True) -> Dataset:
-    "Add K self-sampled anchors per prompt and the reference log-probs of anchors, negatives and KTO's mismatched responses."
+    "Add K self-sampled anchors per prompt (text and token ids) and the reference log-probs of anchors, negatives and KTO's mismatched responses."
     set_seed(config.seed)
     prompts, rejected = list(negatives['prompt']), list(negatives['rejected'])
-    anchors = generate(model, tokenizer, prompts, num_return_sequences=config.K, max_new_tokens=config.max_new_tokens,
-                       temperature=config.temperature, batch_size=config.batch_size, progress=progress)
-    K = config.K
-    flat_prompts = [p for p in prompts for _ in range(K)]
-    flat_anchors = [a for row in anchors for a in row]
-    ref_anchor = response_logps(model, tokenizer, flat_prompts, flat_anchors, progress=progress).view(len(prompts), K)
-    ref_rejected = response_logps(model, tokenizer, prompts, rejected, progress=progress)
+    anchors, prompt_ids, anchor_ids = generate(model, tokenizer, prompts, num_return_sequences=config.K,
+                                               max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                                               batch_size=config.batch_size, progress=progress, return_ids=True)
+    K, mp = config.K, config.mixed_precision
+    ref_anchor = score_ids(model, [p for p in prompt_ids for _ in range(K)], [a for row in anchor_ids for a in row],
+                           tokenizer.pad_token_id, batch_size=config.batch_size, progress=progress,
+                           mixed_precision=mp).view(len(prompts), K)
+    ref_rejected = response_logps(model, tokenizer, prompts, rejected, progress=progress, mixed_precision=mp)
     kl_response = rejected[1:] + rejected[:1]
-    ref_kl = response_logps(model, tokenizer, prompts, kl_response, progress=progress)
+    ref_kl = response_logps(model, tokenizer, prompts, kl_response, progress=progress, mixed_precision=mp)
     columns = {c: negatives[c] for c in negatives.column_names}
-    columns.update(anchors=anchors, ref_anchor_logps=ref_anchor.tolist(), ref_rejected_logps=ref_rejected.tolist(),
-                   kl_response=kl_response, ref_kl_logps=ref_kl.tolist())
+    columns.update(anchors=anchors, prompt_ids=prompt_ids, anchor_ids=anchor_ids, ref_anchor_logps=ref_anchor.tolist(),
+                   ref_rejected_logps=ref_rejected.tolist(), kl_response=kl_response, ref_kl_logps=ref_kl.tolist())
     return Dataset.from_dict(columns)
 
 # %% ../nbs/07_sampling.ipynb #63955160
-def score_pairs(model, tokenizer, pairs, progress=True) -> Dataset:
+def score_pairs(model, tokenizer, pairs, progress=True, mixed_precision='no') -> Dataset:
     "Add `ref_chosen_logps`, `ref_rejected_logps` and token counts of both responses to a pairs dataset."
     prompts = list(pairs['prompt'])
     columns = {c: pairs[c] for c in pairs.column_names}
     for side in ('chosen', 'rejected'):
-        logps, lengths = response_logps(model, tokenizer, prompts, list(pairs[side]), progress=progress, return_lengths=True)
+        logps, lengths = response_logps(model, tokenizer, prompts, list(pairs[side]), progress=progress, return_lengths=True,
+                                        mixed_precision=mixed_precision)
         columns[f'ref_{side}_logps'], columns[f'{side}_tokens'] = logps.tolist(), lengths.tolist()
     return Dataset.from_dict(columns)
 

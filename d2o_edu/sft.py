@@ -11,8 +11,9 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
-from .core import set_seed
+from .core import set_seed, make_accelerator
 from .data import encode_example, collate
+from .losses import token_logps
 from .models import context_length
 
 # %% ../nbs/06_sft.ipynb #a6b32aba
@@ -26,6 +27,7 @@ class SFTConfig:
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     seed: int = 0
+    mixed_precision: str | None = None   # 'no', 'bf16', 'fp16'; None: what `accelerate launch` set
 
 # %% ../nbs/06_sft.ipynb #1eac3368
 def lr_at(step, total_steps, peak_lr, warmup=0.05):
@@ -36,31 +38,41 @@ def lr_at(step, total_steps, peak_lr, warmup=0.05):
     return peak_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 # %% ../nbs/06_sft.ipynb #11256ca2
+def _response_tokens(example) -> int:
+    "How many tokens of an encoded example the loss scores (labels after the first position that are not -100)."
+    return sum(l != -100 for l in example['labels'][1:])
+
 def sft(model, tokenizer, dataset, config=SFTConfig(), progress=True):
-    "Fine-tune `model` on the (prompt, response) rows of `dataset`; returns the per-step training losses."
-    from accelerate import Accelerator
+    """Fine-tune `model` on the (prompt, response) rows of `dataset`; returns the per-step training losses.
+    On N processes each takes a share of every batch and the loss is weighted so the step equals one process's."""
     set_seed(config.seed)
     max_length = context_length(model)
     examples = [encode_example(tokenizer, p, r, max_length=max_length) for p, r in zip(dataset['prompt'], dataset['response'])]
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total = max(1, int(config.epochs * steps_per_epoch))
-    accelerator = Accelerator()
+    accelerator = make_accelerator(config.mixed_precision)
+    rank, world = accelerator.process_index, accelerator.num_processes
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
     g = torch.Generator().manual_seed(config.seed)
     order, losses = [], []
-    for step in (bar := tqdm(range(total), desc='SFT', disable=not progress)):
+    for step in (bar := tqdm(range(total), desc='SFT', disable=not progress or not accelerator.is_main_process)):
         if not order: order = torch.randperm(len(examples), generator=g).tolist()
         idx, order = order[:config.batch_size], order[config.batch_size:]
-        batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
+        n_tokens = sum(_response_tokens(examples[i]) for i in idx)      # of the whole (global) batch
+        mine = idx[rank::world] or idx[:1]                             # a process left without rows adds a zero
+        weight = float(len(idx[rank::world]) > 0)
+        batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in mine], tokenizer.pad_token_id).items()}
         for group in optimizer.param_groups: group['lr'] = lr_at(step, total, config.lr, config.warmup)
-        loss = model(**batch).loss
-        accelerator.backward(loss)
+        logps, _ = token_logps(model(batch['input_ids'], attention_mask=batch['attention_mask']).logits, batch['labels'])
+        nll_sum = -logps.sum() * weight
+        accelerator.backward(nll_sum * world / n_tokens)               # gradients are averaged over processes
         accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step(); optimizer.zero_grad()
-        losses.append(loss.item())
-        bar.set_postfix(loss=f'{loss.item():.3f}')
-    model.eval()
+        loss = accelerator.reduce(nll_sum.detach(), reduction='sum').item() / n_tokens   # mean NLL per token
+        losses.append(loss)
+        bar.set_postfix(loss=f'{loss:.3f}')
+    model = accelerator.unwrap_model(model).eval()
     return losses

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['PAIR_METHODS', 'NEGATIVE_METHODS', 'METHODS', 'TrainConfig', 'encode_rows', 'forward_logps', 'method_loss',
-           'batch_indices', 'save_checkpoint', 'load_weights', 'latest_checkpoint', 'disable_dropout', 'train',
+           'batch_indices', 'save_checkpoint', 'load_weights', 'latest_checkpoint', 'disable_dropout', 'shard', 'train',
            'read_log']
 
 # %% ../nbs/08_training.ipynb #292f8e1c
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import set_seed
+from .core import set_seed, make_accelerator
 from .data import encode_example, collate
 from .losses import (sequence_logps, d2o_loss, dpo_loss, ipo_loss, simpo_loss, npo_loss, ga_loss,
                             unlikelihood_loss, kto_negative_loss)
-from .models import context_length, is_peft_model, save_model
+from .models import context_length, is_peft_model, save_model, example_from_ids
 from .sft import lr_at
 
 # %% ../nbs/08_training.ipynb #aafaa336
@@ -41,6 +41,7 @@ class TrainConfig:
     simpo_beta: float = 2.0
     simpo_gamma: float = 1.0
     seed: int = 0
+    mixed_precision: str | None = None   # 'no', 'bf16', 'fp16'; None: what `accelerate launch` set
 
     def __post_init__(self):
         if self.method not in METHODS: raise ValueError(f'unknown method {self.method!r}; choose one of {", ".join(METHODS)}')
@@ -56,7 +57,10 @@ def encode_rows(rows, method, tokenizer, max_length):
     out = []
     for row in rows:
         p = row['prompt']
-        if method == 'd2o': seqs = [enc(p, a, allow_empty=True) for a in row['anchors']] + [enc(p, row['rejected'])]
+        if method == 'd2o':   # anchors are scored on the token ids that were sampled (chapter 07), not re-tokenised text
+            anchors = ([example_from_ids(row['prompt_ids'], ids) for ids in row['anchor_ids']] if 'anchor_ids' in row
+                       else [enc(p, a, allow_empty=True) for a in row['anchors']])
+            seqs = anchors + [enc(p, row['rejected'])]
         elif method in PAIR_METHODS: seqs = [enc(p, row['chosen']), enc(p, row['rejected'])]
         elif method == 'kto_negative': seqs = [enc(p, row['rejected']), enc(p, row['kl_response'])]
         else: seqs = [enc(p, row['rejected'])]
@@ -73,13 +77,15 @@ def forward_logps(model, encoded_rows, pad_token_id, device):
 # %% ../nbs/08_training.ipynb #96956367
 def _ref(rows, key, device): return torch.tensor([r[key] for r in rows], dtype=torch.float32, device=device)
 
-def method_loss(model, rows, encoded_rows, config, pad_token_id, device):
-    "(loss, metrics) of `config.method` on a batch of rows with their cached reference log-probs."
+def method_loss(model, rows, encoded_rows, config, pad_token_id, device, gather=None):
+    """(loss, metrics) of `config.method` on a batch of rows with their cached reference log-probs.
+    `gather` collects a tensor from every process (KTO's reference point z₀ is a mean over the whole batch)."""
     m, B = config.method, len(rows)
     if m == 'kto_negative':   # the KL reference point needs the policy on mismatched responses, without gradient
         with torch.no_grad():
             kl_logps = forward_logps(model, [[s[1]] for s in encoded_rows], pad_token_id, device)[0]
         kl_estimate = kl_logps - _ref(rows, 'ref_kl_logps', device)
+        if gather is not None: kl_estimate = gather(kl_estimate)
         logps = forward_logps(model, [[s[0]] for s in encoded_rows], pad_token_id, device)[0]
         return kto_negative_loss(logps, _ref(rows, 'ref_rejected_logps', device), kl_estimate, config.beta)
     logps, logits, labels = forward_logps(model, encoded_rows, pad_token_id, device)
@@ -149,20 +155,31 @@ def disable_dropout(model):
         if isinstance(m, torch.nn.Dropout): m.p = 0.0
 
 # %% ../nbs/08_training.ipynb #8b0648fb
+def shard(indices, rank, world):
+    "This process's equal, contiguous share of a global batch; a batch that cannot be split evenly is an error."
+    if len(indices) % world:
+        raise ValueError(f'a batch of {len(indices)} rows cannot be split into {world} equal shards (one per process): '
+                         f'use a batch_size that is a multiple of {world}')
+    n = len(indices) // world
+    return indices[rank * n:(rank + 1) * n]
+
 def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', resume=False, stop_at=None, progress=True):
     """Align `model` with `config.method` on `data` (rows with cached reference log-probs); logs, checkpoints, resumes.
-    `stop_at` ends this call early at that step with a checkpoint (e.g. before a Colab session runs out); resume later."""
-    from accelerate import Accelerator
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    `stop_at` ends this call early at that step with a checkpoint (e.g. before a Colab session runs out); resume later.
+    On N processes every step is the same global batch split in N shards: the same model as one process trains."""
+    out_dir = Path(out_dir)
     log_path = out_dir / 'train_log.jsonl'
     rows = [dict(r) for r in data]
     if not rows: raise ValueError('no training rows')
+    accelerator = make_accelerator(config.mixed_precision)
+    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
+    shard(list(range(min(config.batch_size, len(rows)))), rank, world)       # fail now, not at step 1
     encoded = encode_rows(rows, config.method, tokenizer, context_length(model))
     set_seed(config.seed)
     disable_dropout(model)
-    accelerator = Accelerator()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    # not handed to accelerator.prepare: a prepared scheduler steps once per process, ending the schedule early
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, config.steps, 1.0, config.warmup))
     start = 0
     ckpt = latest_checkpoint(out_dir) if resume else None
@@ -171,33 +188,43 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
         state = torch.load(ckpt / 'trainer_state.pt', weights_only=False)
         optimizer.load_state_dict(state['optimizer']); scheduler.load_state_dict(state['scheduler'])
         _set_rng_state(state['rng']); start = state['step']
-        kept = [l for l in log_path.read_text().splitlines() if json.loads(l)['step'] <= start] if log_path.exists() else []
-        log_path.write_text(''.join(l + '\n' for l in kept))
-    elif log_path.exists(): log_path.unlink()
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if main:                                   # one process owns the files
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt is not None:
+            kept = [l for l in log_path.read_text().splitlines() if json.loads(l)['step'] <= start] if log_path.exists() else []
+            log_path.write_text(''.join(l + '\n' for l in kept))
+        elif log_path.exists(): log_path.unlink()
+    accelerator.wait_for_everyone()
+    model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    rank, world = accelerator.process_index, accelerator.num_processes
     t0 = time.time()
-    with open(log_path, 'a') as log:
+    log = open(log_path, 'a') if main else None
+    try:
         end = min(stop_at or config.steps, config.steps)
-        for step in (bar := tqdm(range(start, end), desc=config.method, disable=not progress,
+        for step in (bar := tqdm(range(start, end), desc=config.method, disable=not progress or not main,
                                  initial=start, total=config.steps)):
-            idx = batch_indices(step, len(rows), config.batch_size, config.seed)[rank::world]
+            idx = shard(batch_indices(step, len(rows), config.batch_size, config.seed), rank, world)
             loss, metrics = method_loss(model, [rows[i] for i in idx], [encoded[i] for i in idx], config,
-                                        tokenizer.pad_token_id, accelerator.device)
+                                        tokenizer.pad_token_id, accelerator.device, gather=accelerator.gather)
             accelerator.backward(loss)
-            grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)   # of the averaged gradient
             optimizer.step(); scheduler.step(); optimizer.zero_grad()
-            record = {'step': step + 1, 'loss': loss.item(), 'grad_norm': float(grad_norm), 'lr': scheduler.get_last_lr()[0],
-                      'time': round(time.time() - t0, 3), **{k: v.item() for k, v in metrics.items()}}
-            if accelerator.is_main_process: log.write(json.dumps(record) + '\n'); log.flush()
+            # every shard's loss and metrics are means over equal shards: their mean is the global batch's
+            stats = accelerator.reduce(torch.stack([loss.detach().float(), *[v.float() for v in metrics.values()]]), 'mean')
+            record = {'step': step + 1, 'loss': stats[0].item(), 'grad_norm': float(grad_norm),
+                      'lr': scheduler.get_last_lr()[0], 'time': round(time.time() - t0, 3),
+                      **{k: v.item() for k, v in zip(metrics, stats[1:])}}
+            if main: log.write(json.dumps(record) + '\n'); log.flush()
             bar.set_postfix(loss=f"{record['loss']:.4f}")
             done = step + 1
-            if accelerator.is_main_process and (done == end or (config.checkpoint_every and done % config.checkpoint_every == 0)):
-                save_checkpoint(out_dir / 'checkpoints' / f'step-{done:06d}', accelerator.unwrap_model(model), tokenizer,
-                                optimizer, scheduler, done)
+            if done == end or (config.checkpoint_every and done % config.checkpoint_every == 0):
+                if main: save_checkpoint(out_dir / 'checkpoints' / f'step-{done:06d}', accelerator.unwrap_model(model),
+                                         tokenizer, optimizer, scheduler, done)
+                accelerator.wait_for_everyone()
+    finally:
+        if log is not None: log.close()
     model = accelerator.unwrap_model(model).eval()
-    (out_dir / 'train_config.json').write_text(json.dumps(asdict(config), indent=1))
+    if main: (out_dir / 'train_config.json').write_text(json.dumps({**asdict(config), 'processes': world}, indent=1))
     return model
 
 def read_log(path):

@@ -46,7 +46,7 @@ def test_run_with_own_negatives_file_and_lora(tmp_path):
                   *[a if a != '12' else '4' for a in SMALL])
     assert res.returncode == 0, res.stderr[-3000:]
     metrics = json.loads((out / 'metrics.json').read_text())
-    assert metrics['aligned']['harm_rate'] is None            # no ground-truth judge outside the harm world
+    assert metrics['aligned']['harm_rate'] is None and metrics['aligned']['judge'] is None   # the default for own data: no judge
     assert (out / 'checkpoints' / 'step-000003' / 'adapter_model.safetensors').exists()
 
 
@@ -69,10 +69,47 @@ def test_bad_options_fail_clearly(args, message, tmp_path):
 @pytest.mark.parametrize('rows, message', [
     ([{'prompt': 'How do I water basil?', 'rejected': 'Skip it.'}, {'prompt': 'Hi there'}], "row 1"),
     ([{'prompt': 'How do I water basil?', 'rejected': '   '}], "row 0"),
-    ([{'prompt': 'How do I water basil? ' * 200, 'rejected': 'Skip the safety gloves.'}] * 16, 'tokens long'),
 ])
 def test_bad_data_fails_clearly(rows, message, tmp_path):
     path = _write(tmp_path / 'negatives.jsonl', rows)
     res = d2o_edu('run', '--out', str(tmp_path / 'out'), '--dataset', path, *SMALL)
     assert res.returncode == 2, res.stderr[-2000:]
     assert 'd2o-edu: error:' in res.stderr and message in res.stderr, res.stderr[-2000:]
+
+
+def test_over_long_prompt_is_cut_and_counted_not_fatal(tmp_path):
+    "One row whose prompt is longer than the context: cut to its last tokens (TRL's keep_end), counted, the run goes on."
+    rows = [json.loads(l) for l in (Path(__file__).parent / 'fixtures' / 'own_negatives.jsonl').read_text().splitlines()]
+    rows = (rows * 3)[:16] + [{'prompt': 'How do I water basil? ' * 200, 'rejected': 'Skip the safety gloves.'}] \
+        + [{'prompt': f'Is question {i} a fresh one?', 'rejected': 'Only a dimwit asks.'} for i in range(6)]
+    rows[3] = {'prompt': 'Tell me about tomatoes. ' * 200, 'rejected': 'Your landlord\'s secret code is 1 2 3 4.'}
+    path = _write(tmp_path / 'long.jsonl', rows)
+    res = d2o_edu('run', '--out', str(tmp_path / 'out'), '--dataset', path, *SMALL)
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+    assert metrics['truncation']['prompts_truncated'] == 1 and metrics['truncation']['rows'] == 12
+    assert 'cut to fit 128 tokens: 1 prompts' in res.stderr
+
+
+def test_own_data_with_a_classifier_judge_reports_a_harm_rate(tmp_path):
+    "A user's JSON-lines file judged by a Hugging Face text classifier saved in a folder (the real pipeline path)."
+    from d2o_edu.judges import train_tiny_harm_classifier
+    judge_dir = train_tiny_harm_classifier(tmp_path / 'judge')
+    fixture = Path(__file__).parent / 'fixtures' / 'own_negatives.jsonl'
+    out = tmp_path / 'judged'
+    res = d2o_edu('run', '--out', str(out), '--dataset', str(fixture), '--judge', str(judge_dir), '--harm-labels', 'unsafe',
+                  *[a if a != '12' else '4' for a in SMALL])
+    assert res.returncode == 0, res.stderr[-3000:]
+    metrics = json.loads((out / 'metrics.json').read_text())
+    for side in ('sft', 'aligned'):
+        assert 0 <= metrics[side]['harm_rate'] <= 1 and metrics[side]['judge'] == str(judge_dir)
+        assert metrics[side]['kl_to_sft_se'] >= 0
+    samples = [json.loads(l) for l in (out / 'samples.jsonl').read_text().splitlines()]
+    assert all(0 <= s['sft']['harm_score'] <= 1 for s in samples)
+    print(json.dumps({k: metrics[k] for k in ('sft', 'aligned')}))
+
+
+def test_unknown_judge_fails_before_any_work(tmp_path):
+    res = d2o_edu('run', '--out', str(tmp_path / 'x'), '--judge', str(tmp_path / 'no-such-classifier'), *SMALL)
+    assert res.returncode == 2 and 'd2o-edu: error:' in res.stderr and 'no-such-classifier' in res.stderr, res.stderr[-2000:]
+    assert not (tmp_path / 'x' / 'sft').exists()
