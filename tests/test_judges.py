@@ -113,3 +113,32 @@ def test_make_judge_dispatch(clf_dir):
         make_judge('harm-world', harm_labels=['unsafe'])
     with pytest.raises(ValueError, match="judge 3: use 'harm-world'"):
         make_judge(3)
+
+
+def test_sigmoid_labels_combine_as_noisy_or(clf_dir, tmp_path, rows):
+    "A multi-label (sigmoid) classifier: harm = 1 - prod(1 - p*w), checked against sigmoids of the raw logits."
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    tok = AutoTokenizer.from_pretrained(clf_dir)
+    torch.manual_seed(1)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                     max_position_embeddings=128, num_labels=3, id2label={0: 'insult', 1: 'leak', 2: 'fine'},
+                     label2id={'insult': 0, 'leak': 1, 'fine': 2}, problem_type='multi_label_classification')
+    net = BertForSequenceClassification(cfg).eval()
+    net.save_pretrained(tmp_path); tok.save_pretrained(tmp_path)
+    judge = ClassifierJudge(tmp_path, harm_labels='insult=1,leak=0.5')
+    assert not judge.softmax
+    prompts, responses = rows[0][:5], rows[1][:5]
+    with torch.no_grad():
+        p = [torch.sigmoid(net(**tok(a, b, return_tensors='pt')).logits[0]) for a, b in zip(prompts, responses)]
+    expected = [1 - (1 - q[0].item()) * (1 - 0.5 * q[1].item()) for q in p]
+    got = [j['harm'] for j in judge(prompts, responses)]
+    assert max(abs(a - b) for a, b in zip(got, expected)) < 1e-5, (got, expected)
+
+
+def test_threads_are_restored(clf_dir, rows):
+    before = torch.get_num_threads()
+    judge = ClassifierJudge(clf_dir, harm_labels='unsafe')
+    assert judge.threads == 1
+    judge(*rows)
+    assert torch.get_num_threads() == before
+    assert ClassifierJudge(clf_dir, harm_labels='unsafe', threads=None).threads is None
