@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['MIXED_PRECISION', 'in_test', 'pick', 'set_seed', 'get_device', 'dist_state', 'is_main_process', 'wait_for_everyone',
-           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'use_plotly_renderer']
+           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'atomic_write_text', 'fingerprint_files',
+           'use_plotly_renderer']
 
 # %% ../nbs/00_core.ipynb #e83515c1
 import os, sys, random
@@ -73,6 +74,32 @@ def autocast(mixed_precision, device):
     mp = resolve_mixed_precision(mixed_precision)
     if mp == 'no': return nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16 if mp == 'bf16' else torch.float16)
+
+# %% ../nbs/00_core.ipynb #c0re0006
+import hashlib, tempfile
+from pathlib import Path
+
+def atomic_write_text(path, text: str):
+    "Write `text` to `path` through a temporary file and a rename: readers see the old file or the new one, never half."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
+    return path
+
+def fingerprint_files(paths, chunk=1 << 20) -> str:
+    "A sha256 over the names and full contents of `paths` (files, or folders walked in sorted order), read in chunks."
+    h = hashlib.sha256()
+    for p in sorted(Path(p) for p in paths):
+        files = sorted(q for q in p.rglob('*') if q.is_file()) if p.is_dir() else [p]
+        for q in files:
+            h.update(str(q.relative_to(p) if p.is_dir() else q.name).encode())
+            with open(q, 'rb') as f:
+                while block := f.read(chunk): h.update(block)
+    return h.hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #958569e4
 def use_plotly_renderer():

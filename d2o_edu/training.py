@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['PAIR_METHODS', 'NEGATIVE_METHODS', 'METHODS', 'TrainConfig', 'encode_rows', 'forward_logps', 'method_loss',
-           'batch_indices', 'save_checkpoint', 'load_weights', 'latest_checkpoint', 'disable_dropout', 'shard', 'train',
-           'read_log']
+           'batch_indices', 'save_checkpoint', 'load_weights', 'load_trainer_state', 'latest_checkpoint',
+           'disable_dropout', 'shard', 'train', 'read_log']
 
 # %% ../nbs/08_training.ipynb #292f8e1c
-import json, math, random, time
+import json, math, os, random, shutil, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -121,32 +121,55 @@ def _rng_state():
             'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 def _set_rng_state(state):
-    random.setstate(state['python']); np.random.set_state(state['numpy']); torch.set_rng_state(state['torch'])
+    random.setstate(state['python']); np.random.set_state(state['numpy']); torch.set_rng_state(state['torch'].cpu())
     if state.get('cuda') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
 
 def save_checkpoint(path, model, tokenizer, optimizer, scheduler, step):
-    "Write weights (`save_pretrained`) and the trainer state needed to resume at `step`."
-    save_model(model, tokenizer, path)
+    "Write weights (`save_pretrained`) and the trainer state needed to resume at `step`: into a temporary folder, then renamed."
+    path = Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    if tmp.exists(): shutil.rmtree(tmp)
+    save_model(model, tokenizer, tmp)
     torch.save({'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(), 'rng': _rng_state(),
-                'step': step}, Path(path) / 'trainer_state.pt')
-    return Path(path)
+                'step': step}, tmp / 'trainer_state.pt')
+    if path.exists(): shutil.rmtree(path)
+    os.replace(tmp, path)                  # a folder named step-N is always complete
+    return path
 
 def load_weights(model, path):
-    "Load weights written by `save_checkpoint` into `model` in place (the full model or its LoRA adapter)."
+    "Load weights written by `save_checkpoint` into `model` in place (the full model or its LoRA adapter), on any device."
     from safetensors.torch import load_file
     path = Path(path)
+    file = path / ('adapter_model.safetensors' if is_peft_model(model) else 'model.safetensors')
+    try: weights = load_file(file, device=str(next(model.parameters()).device))
+    except Exception as e:
+        raise ValueError(f'checkpoint {file} cannot be read ({type(e).__name__}: {str(e)[:120]}): it is corrupted or not '
+                         f'written by d2o-edu; delete {path} to resume from the checkpoint before it') from e
     if is_peft_model(model):
         from peft import set_peft_model_state_dict
-        set_peft_model_state_dict(model, load_file(path / 'adapter_model.safetensors'))
+        set_peft_model_state_dict(model, weights)
         return model
-    missing, unexpected = model.load_state_dict(load_file(path / 'model.safetensors'), strict=False)
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     tied = set(getattr(model, '_tied_weights_keys', None) or []) | {'lm_head.weight', 'embed_out.weight'}
-    if unexpected or set(missing) - tied: raise ValueError(f'checkpoint {path} does not match the model: missing {missing}, unexpected {unexpected}')
+    if unexpected or set(missing) - tied:
+        raise ValueError(f'checkpoint {file} does not match the model (another model or configuration): missing '
+                         f'{sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}')
     return model
+
+def load_trainer_state(path):
+    "The optimizer/scheduler/RNG state of a checkpoint, mapped to the CPU (a GPU checkpoint resumes on a CPU)."
+    file = Path(path) / 'trainer_state.pt'
+    try: state = torch.load(file, map_location='cpu', weights_only=False)
+    except Exception as e:
+        raise ValueError(f'checkpoint {file} cannot be read ({type(e).__name__}: {str(e)[:120]}): it is corrupted or not '
+                         f'written by d2o-edu; delete {Path(path)} to resume from the checkpoint before it') from e
+    if not isinstance(state, dict) or not {'optimizer', 'scheduler', 'rng', 'step'} <= set(state):
+        raise ValueError(f'checkpoint {file} is not a d2o-edu trainer state (keys: {sorted(state) if isinstance(state, dict) else type(state).__name__})')
+    return state
 
 def latest_checkpoint(out_dir):
     "The newest `checkpoints/step-*` folder under `out_dir` that has a trainer state, or None."
-    ckpts = sorted(Path(out_dir, 'checkpoints').glob('step-*/trainer_state.pt'))
+    ckpts = sorted(p for p in Path(out_dir, 'checkpoints').glob('step-*/trainer_state.pt') if not p.parent.name.endswith('.tmp'))
     return ckpts[-1].parent if ckpts else None
 
 def disable_dropout(model):
@@ -185,7 +208,7 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
     ckpt = latest_checkpoint(out_dir) if resume else None
     if ckpt is not None:
         load_weights(model, ckpt)
-        state = torch.load(ckpt / 'trainer_state.pt', weights_only=False)
+        state = load_trainer_state(ckpt)
         optimizer.load_state_dict(state['optimizer']); scheduler.load_state_dict(state['scheduler'])
         _set_rng_state(state['rng']); start = state['step']
     if main:                                   # one process owns the files
@@ -199,6 +222,9 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
     model.train()
     t0 = time.time()
     log = open(log_path, 'a') if main else None
+    save = lambda n: save_checkpoint(out_dir / 'checkpoints' / f'step-{n:06d}', accelerator.unwrap_model(model),
+                                     tokenizer, optimizer, scheduler, n)
+    done = start
     try:
         end = min(stop_at or config.steps, config.steps)
         for step in (bar := tqdm(range(start, end), desc=config.method, disable=not progress or not main,
@@ -208,6 +234,11 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
                                         tokenizer.pad_token_id, accelerator.device, gather=accelerator.gather)
             accelerator.backward(loss)
             grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)   # of the averaged gradient
+            if not (torch.isfinite(loss.detach()) and torch.isfinite(torch.as_tensor(grad_norm))):
+                if main: save(done)            # the weights before this step are still finite
+                raise FloatingPointError(f'non-finite {"loss" if not torch.isfinite(loss.detach()) else "gradient"} at step '
+                                         f'{step + 1} (loss {loss.item()}, grad norm {float(grad_norm)}) on rows {idx}; '
+                                         f'the weights before it are saved in {out_dir}/checkpoints/step-{done:06d}')
             optimizer.step(); scheduler.step(); optimizer.zero_grad()
             # every shard's loss and metrics are means over equal shards: their mean is the global batch's
             stats = accelerator.reduce(torch.stack([loss.detach().float(), *[v.float() for v in metrics.values()]]), 'mean')
@@ -218,9 +249,12 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
             bar.set_postfix(loss=f"{record['loss']:.4f}")
             done = step + 1
             if done == end or (config.checkpoint_every and done % config.checkpoint_every == 0):
-                if main: save_checkpoint(out_dir / 'checkpoints' / f'step-{done:06d}', accelerator.unwrap_model(model),
-                                         tokenizer, optimizer, scheduler, done)
+                if main: save(done)
                 accelerator.wait_for_everyone()
+    except KeyboardInterrupt:              # Ctrl-C: keep what was trained, say how to go on
+        if main and done > start: save(done)
+        raise KeyboardInterrupt(f'interrupted after step {done}; checkpoint in {out_dir}/checkpoints/step-{done:06d}: '
+                                f'rerun the same command with --resume to continue') from None
     finally:
         if log is not None: log.close()
     model = accelerator.unwrap_model(model).eval()
