@@ -290,8 +290,12 @@ def read_jsonl(path) -> list:
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no such JSON-lines file: {path}")
     rows = []
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
+    with open(path, 'rb') as f:
+        for n, raw in enumerate(f, 1):
+            try: line = raw.decode('utf-8')
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}, line {n}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start}); "
+                                 f"save the file as UTF-8") from None
             if not line.strip(): continue
             try: row = json.loads(line)
             except json.JSONDecodeError as e: raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg}): {line.strip()[:80]!r}") from None
@@ -551,7 +555,9 @@ def load_negatives(source: str = 'harm-world', split: str = 'train', max_rows: i
     elif key == 'hh-rlhf': ds = hh_to_negatives(load_hh_rlhf(split, data_files))
     else:
         path = _user_file(source, required, 'negatives')
-        rows = validate_rows(read_jsonl(path), required, source=str(path))
+        rows = read_jsonl(path)
+        if not rows: raise ValueError(f"{path}: the file has no rows; expected one JSON object per line with fields {list(required)}")
+        rows = validate_rows(rows, required, source=str(path))
         ds = Dataset.from_list([{f: r[f] for f in required} for r in rows])
     return _take(validate_rows(ds, required, source=str(source)), max_rows)
 

@@ -1,0 +1,89 @@
+"""Nothing stale, nothing lost, through the real command: a fresh run clears what it rebuilds, --resume refuses a
+folder that holds another run, and a run killed with SIGKILL resumes to bit-identical weights, log and metrics."""
+import json, os, shutil, signal, subprocess, sys, time
+from pathlib import Path
+import pytest
+
+SMALL = ['--sft-epochs', '0.05', '--n-train', '16', '--n-eval', '4', '--K', '2', '--max-new-tokens', '10',
+         '--batch-size', '4', '--seed', '0']
+CMD = [shutil.which('d2o-edu') or sys.executable, *([] if shutil.which('d2o-edu') else
+       ['-c', 'import sys; from d2o_edu.cli import main; sys.exit(main())'])]
+ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TQDM_DISABLE': '1'}
+
+
+def run(*args, check=True):
+    res = subprocess.run(CMD + ['run', *args], capture_output=True, text=True, env=ENV, timeout=600)
+    if check: assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def log_of(out): return [json.loads(l) for l in (Path(out) / 'train_log.jsonl').read_text().splitlines()]
+def metrics_of(out): return json.loads((Path(out) / 'metrics.json').read_text())
+
+
+def weights_of(folder):
+    from safetensors.torch import load_file
+    return load_file(str(Path(folder) / 'model.safetensors'))
+
+
+def test_fresh_run_clears_stale_stages_and_resume_continues_it(tmp_path):
+    out, clean = tmp_path / 'shared', tmp_path / 'clean'
+    run('--out', str(out), '--steps', '6', '--checkpoint-every', '2', *SMALL)
+    run('--out', str(out), '--steps', '3', '--checkpoint-every', '0', *SMALL)     # a fresh, shorter run in the same folder
+    assert sorted(p.name for p in (out / 'checkpoints').iterdir()) == ['step-000003']
+    run('--out', str(out), '--steps', '3', '--checkpoint-every', '0', '--resume', *SMALL)
+    run('--out', str(clean), '--steps', '3', '--checkpoint-every', '0', *SMALL)
+    assert [r['step'] for r in log_of(out)] == [1, 2, 3]
+    assert metrics_of(out)['aligned'] == metrics_of(clean)['aligned']      # the 3-step run, not the stale 6-step one
+    record = json.loads((out / 'run.json').read_text())
+    assert record['config']['steps'] == 3 and {'data', 'model'} <= set(record['inputs']) and record['versions']['torch']
+
+
+def test_resume_refuses_changed_inputs_and_settings(tmp_path):
+    data = tmp_path / 'mine.jsonl'
+    src = Path(__file__).parent / 'fixtures' / 'own_negatives.jsonl'
+    data.write_text(src.read_text())
+    out = tmp_path / 'run'
+    args = ['--out', str(out), '--dataset', str(data), '--steps', '2', '--checkpoint-every', '0',
+            *[a if a != '16' else '4' for a in SMALL]]
+    run(*args)
+    data.write_text(src.read_text().replace('dimwit', 'fool'))               # the user edits their negatives
+    res = run(*args, '--resume', check=False)
+    assert res.returncode == 2 and 'data input changed' in res.stderr and 'drop --resume' in res.stderr, res.stderr[-2000:]
+    data.write_text(src.read_text())
+    res = run(*[a if a != '2' else '3' for a in args], '--resume', check=False)   # --steps 3 is another run
+    assert res.returncode == 2 and "steps 2 -> 3" in res.stderr, res.stderr[-2000:]
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_sigkill_during_training_then_resume_is_bit_identical(tmp_path):
+    steps = ['--steps', '40', '--checkpoint-every', '5']
+    straight, killed = tmp_path / 'straight', tmp_path / 'killed'
+    run('--out', str(straight), *steps, *SMALL)
+    proc = subprocess.Popen(CMD + ['run', '--out', str(killed), *steps, *SMALL], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log, t0 = killed / 'train_log.jsonl', time.time()
+    while time.time() - t0 < 300 and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 12: break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL); proc.wait()
+    lines_at_kill = len(log.read_text().splitlines())
+    assert proc.returncode == -signal.SIGKILL and lines_at_kill < 40, (proc.returncode, lines_at_kill)
+    assert not (killed / 'metrics.json').exists()
+    run('--out', str(killed), *steps, '--resume', *SMALL)
+    a, b = weights_of(straight / 'checkpoints' / 'step-000040'), weights_of(killed / 'checkpoints' / 'step-000040')
+    assert all((a[k] == b[k]).all() for k in a)                                # bit for bit
+    assert [r['loss'] for r in log_of(straight)] == [r['loss'] for r in log_of(killed)]
+    assert metrics_of(straight)['aligned'] == metrics_of(killed)['aligned']
+    print(f'killed after {lines_at_kill} logged steps; resumed to 40: identical weights, log and metrics')
+
+
+def test_corrupted_checkpoint_is_named(tmp_path):
+    out = tmp_path / 'run'
+    run('--out', str(out), '--steps', '4', '--checkpoint-every', '2', *SMALL)
+    shutil.rmtree(out / 'checkpoints' / 'step-000004')
+    (out / 'checkpoints' / 'step-000002' / 'trainer_state.pt').write_bytes(b'garbage')
+    res = run('--out', str(out), '--steps', '4', '--checkpoint-every', '2', '--resume', *SMALL, check=False)
+    assert res.returncode == 2 and 'step-000002/trainer_state.pt cannot be read' in res.stderr, res.stderr[-2000:]
+    errors = [l for l in res.stderr.splitlines() if not l.startswith('[d2o-edu]')]   # progress lines aside: one error line
+    assert len(errors) == 1 and errors[0].startswith('d2o-edu: error:') and 'Traceback' not in res.stderr
