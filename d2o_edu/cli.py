@@ -15,7 +15,7 @@ from .core import set_seed, dist_state, wait_for_everyone, resolve_mixed_precisi
 from .data import data_source, truncation_stats
 from .models import load_model, save_model, add_lora, context_length, TINY_BUILDERS
 from .sft import sft, SFTConfig
-from .sampling import AnchorConfig, sample_anchors, score_pairs, cached, model_fingerprint
+from .sampling import AnchorConfig, sample_anchors, score_pairs, cached, model_fingerprint, rows_fingerprint
 from .training import TrainConfig, train, read_log, METHODS, PAIR_METHODS
 from .evaluation import EvalConfig, evaluate, compare, samples_table_html
 from .judges import make_judge, parse_harm_labels
@@ -96,7 +96,10 @@ def sft_stage(cfg, source, out, resume, progress):
         _log(f'SFT: {cfg.sft_epochs} epochs', progress)
         sft(model, tokenizer, source.sft_corpus(), SFTConfig(epochs=cfg.sft_epochs, lr=cfg.sft_lr, seed=cfg.seed,
             mixed_precision=cfg.mixed_precision), progress=progress)   # in place
-    if dist_state().is_main_process: save_model(model, tokenizer, sft_dir)
+    if dist_state().is_main_process:                      # written aside, then renamed: a half-saved model is never reused
+        tmp = out / 'sft.tmp'
+        if tmp.exists(): shutil.rmtree(tmp)
+        save_model(model, tokenizer, tmp); os.replace(tmp, sft_dir)
     wait_for_everyone()
     return model, tokenizer
 
@@ -104,7 +107,7 @@ def data_stage(cfg, source, model, tokenizer, negatives, out, progress):
     """Training rows with cached reference log-probs: anchors for negative-only methods, scored pairs for DPO/IPO/SimPO.
     The main process builds and caches them; the other processes wait, then read the same file."""
     main = dist_state().is_main_process
-    key = {'dataset': cfg.dataset, 'n_train': cfg.n_train, 'model': model_fingerprint(model)}
+    key = {'dataset': cfg.dataset, 'n_train': cfg.n_train, 'model': model_fingerprint(model)}   # + the rows' content, below
     def only_main(build):
         if main: return build
         def refuse(): raise RuntimeError(f'process {dist_state().process_index}: no cache from the main process in {out}')
@@ -112,12 +115,13 @@ def data_stage(cfg, source, model, tokenizer, negatives, out, progress):
     if cfg.method in PAIR_METHODS:
         pairs = source.pairs(noise=cfg.noise, seed=cfg.seed)
         pairs = pairs.select(range(min(cfg.n_train, len(pairs))))
-        path, key = out / 'pairs.jsonl', {**key, 'noise': cfg.noise, 'seed': cfg.seed, 'mixed_precision': cfg.anchor_config().mixed_precision}
+        path, key = out / 'pairs.jsonl', {**key, 'rows': rows_fingerprint(pairs), 'noise': cfg.noise, 'seed': cfg.seed,
+                                          'mixed_precision': cfg.anchor_config().mixed_precision}
         build = lambda: score_pairs(model, tokenizer, pairs, progress=progress, mixed_precision=cfg.anchor_config().mixed_precision)
         _log(f'reference log-probs for {len(pairs)} pairs', progress)
     else:
         rows = negatives.select(range(min(cfg.n_train, len(negatives))))
-        path, key = out / 'anchors.jsonl', {**key, 'anchors': asdict(cfg.anchor_config())}
+        path, key = out / 'anchors.jsonl', {**key, 'rows': rows_fingerprint(rows), 'anchors': asdict(cfg.anchor_config())}
         build = lambda: sample_anchors(model, tokenizer, rows, cfg.anchor_config(), progress=progress)
         _log(f'sampling K={cfg.K} anchors for {len(rows)} prompts', progress)
     data = cached(path, key, only_main(build)) if main else None
@@ -125,7 +129,7 @@ def data_stage(cfg, source, model, tokenizer, negatives, out, progress):
     return data if main else cached(path, key, only_main(build))
 
 # %% ../nbs/cli.ipynb #rundir01
-RUN_FILES = ('run.json', 'sft', 'anchors.jsonl', 'anchors.json', 'pairs.jsonl', 'pairs.json', 'checkpoints',
+RUN_FILES = ('run.json', 'sft', 'sft.tmp', 'anchors.jsonl', 'anchors.json', 'pairs.jsonl', 'pairs.json', 'checkpoints',
              'train_log.jsonl', 'train_config.json', 'metrics.json', 'samples.jsonl', 'report.html')
 RESUME_MAY_CHANGE = ('checkpoint_every',)      # everything else must match for a resume to continue the same run
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import set_seed, make_accelerator
+from .core import set_seed, make_accelerator, atomic_write_text
 from .data import encode_example, collate
 from .losses import (sequence_logps, d2o_loss, dpo_loss, ipo_loss, simpo_loss, npo_loss, ga_loss,
                             unlikelihood_loss, kto_negative_loss)
@@ -258,7 +258,7 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
     finally:
         if log is not None: log.close()
     model = accelerator.unwrap_model(model).eval()
-    if main: (out_dir / 'train_config.json').write_text(json.dumps({**asdict(config), 'processes': world}, indent=1))
+    if main: atomic_write_text(out_dir / 'train_config.json', json.dumps({**asdict(config), 'processes': world}, indent=1))
     return model
 
 def read_log(path):
