@@ -87,3 +87,32 @@ def test_corrupted_checkpoint_is_named(tmp_path):
     assert res.returncode == 2 and 'step-000002/trainer_state.pt cannot be read' in res.stderr, res.stderr[-2000:]
     errors = [l for l in res.stderr.splitlines() if not l.startswith('[d2o-edu]')]   # progress lines aside: one error line
     assert len(errors) == 1 and errors[0].startswith('d2o-edu: error:') and 'Traceback' not in res.stderr
+
+
+def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
+    out, steps = tmp_path / 'run', ['--steps', '40', '--checkpoint-every', '0']
+    proc = subprocess.Popen(CMD + ['run', '--out', str(out), *steps, *SMALL], env=ENV, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log, t0 = out / 'train_log.jsonl', time.time()
+    while time.time() - t0 < 300 and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 8: break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    done = len(log.read_text().splitlines())
+    assert proc.returncode == 130 and 'rerun the same command with --resume' in err and 'Traceback' not in err, err[-2000:]
+    assert (out / 'checkpoints' / f'step-{done:06d}').is_dir() and done < 40
+    run('--out', str(out), *steps, '--resume', *SMALL)
+    assert [r['step'] for r in log_of(out)] == list(range(1, 41))
+
+
+def test_checkpoint_of_another_model_is_named(tmp_path):
+    import torch
+    from d2o_edu.models import build_tiny_gpt2, build_tiny_pythia, train_tokenizer
+    from d2o_edu.training import save_checkpoint, load_weights
+    tok = train_tokenizer(['a b c'] * 4, vocab_size=260)
+    gpt2 = build_tiny_gpt2(tok, n_layer=1, n_embd=16, n_head=2)
+    opt = torch.optim.AdamW(gpt2.parameters())
+    ckpt = save_checkpoint(tmp_path / 'step-000001', gpt2, tok, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 1)
+    with pytest.raises(ValueError, match='model.safetensors does not match the model'):
+        load_weights(build_tiny_pythia(tok, n_layer=1, hidden_size=16, n_head=2), ckpt)
