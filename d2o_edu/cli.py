@@ -11,8 +11,9 @@ import argparse, copy, json, os, shutil, sys, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch
-from .core import set_seed, dist_state, wait_for_everyone, resolve_mixed_precision, MIXED_PRECISION, atomic_write_text
-from .data import data_source, truncation_stats
+from .core import (set_seed, dist_state, is_main_process, wait_for_everyone, resolve_mixed_precision, MIXED_PRECISION,
+                          atomic_write_text, atomic_dir, fingerprint_files)
+from .data import data_source, truncation_stats, harm_world_dir
 from .models import load_model, save_model, add_lora, context_length, TINY_BUILDERS
 from .sft import sft, SFTConfig
 from .sampling import AnchorConfig, sample_anchors, score_pairs, cached, model_fingerprint, rows_fingerprint
@@ -96,47 +97,40 @@ def sft_stage(cfg, source, out, resume, progress):
         _log(f'SFT: {cfg.sft_epochs} epochs', progress)
         sft(model, tokenizer, source.sft_corpus(), SFTConfig(epochs=cfg.sft_epochs, lr=cfg.sft_lr, seed=cfg.seed,
             mixed_precision=cfg.mixed_precision), progress=progress)   # in place
-    if dist_state().is_main_process:                      # written aside, then renamed: a half-saved model is never reused
-        tmp = out / 'sft.tmp'
-        if tmp.exists(): shutil.rmtree(tmp)
-        save_model(model, tokenizer, tmp); os.replace(tmp, sft_dir)
+    if is_main_process():                     # written aside, then renamed: a half-saved model is never reused
+        with atomic_dir(sft_dir) as tmp: save_model(model, tokenizer, tmp)
     wait_for_everyone()
     return model, tokenizer
 
 def data_stage(cfg, source, model, tokenizer, negatives, out, progress):
     """Training rows with cached reference log-probs: anchors for negative-only methods, scored pairs for DPO/IPO/SimPO.
     The main process builds and caches them; the other processes wait, then read the same file."""
-    main = dist_state().is_main_process
     key = {'dataset': cfg.dataset, 'n_train': cfg.n_train, 'model': model_fingerprint(model)}   # + the rows' content, below
-    def only_main(build):
-        if main: return build
-        def refuse(): raise RuntimeError(f'process {dist_state().process_index}: no cache from the main process in {out}')
-        return refuse
     if cfg.method in PAIR_METHODS:
         pairs = source.pairs(noise=cfg.noise, seed=cfg.seed)
         pairs = pairs.select(range(min(cfg.n_train, len(pairs))))
+        mp = cfg.anchor_config().mixed_precision
         path, key = out / 'pairs.jsonl', {**key, 'rows': rows_fingerprint(pairs), 'noise': cfg.noise, 'seed': cfg.seed,
-                                          'mixed_precision': cfg.anchor_config().mixed_precision}
-        build = lambda: score_pairs(model, tokenizer, pairs, progress=progress, mixed_precision=cfg.anchor_config().mixed_precision)
+                                          'mixed_precision': mp}
+        build = lambda: score_pairs(model, tokenizer, pairs, progress=progress, mixed_precision=mp)
         _log(f'reference log-probs for {len(pairs)} pairs', progress)
     else:
         rows = negatives.select(range(min(cfg.n_train, len(negatives))))
         path, key = out / 'anchors.jsonl', {**key, 'rows': rows_fingerprint(rows), 'anchors': asdict(cfg.anchor_config())}
         build = lambda: sample_anchors(model, tokenizer, rows, cfg.anchor_config(), progress=progress)
         _log(f'sampling K={cfg.K} anchors for {len(rows)} prompts', progress)
-    data = cached(path, key, only_main(build)) if main else None
+    def refuse(): raise RuntimeError(f'process {dist_state().process_index}: no cache from the main process in {out}')
+    if is_main_process(): data = cached(path, key, build)
     wait_for_everyone()
-    return data if main else cached(path, key, only_main(build))
+    return data if is_main_process() else cached(path, key, refuse)
 
 # %% ../nbs/cli.ipynb #rundir01
-RUN_FILES = ('run.json', 'sft', 'sft.tmp', 'anchors.jsonl', 'anchors.json', 'pairs.jsonl', 'pairs.json', 'checkpoints',
+RUN_FILES = ('run.json', 'sft', 'anchors.jsonl', 'anchors.json', 'pairs.jsonl', 'pairs.json', 'checkpoints',
              'train_log.jsonl', 'train_config.json', 'metrics.json', 'samples.jsonl', 'report.html')
 RESUME_MAY_CHANGE = ('checkpoint_every',)      # everything else must match for a resume to continue the same run
 
 def input_fingerprints(cfg) -> dict:
     "Content fingerprints of a run's inputs: its data (a file, the harm-world files) and its starting model (a folder)."
-    from d2o_edu.core import fingerprint_files
-    from d2o_edu.data import harm_world_dir
     data = Path(cfg.dataset)
     if data.is_file(): data_fp = fingerprint_files([data])
     elif cfg.dataset.lower() == 'harm-world': data_fp = fingerprint_files(sorted(harm_world_dir().glob('*.jsonl')))
@@ -195,7 +189,7 @@ def run_pipeline(cfg=PipelineConfig(), out='runs/default', resume=False, progres
     report.html. In N processes (torchrun / accelerate launch) SFT and training are sharded, sampling and evaluation run
     in the main process, and only the main process writes; it returns the metrics there and None elsewhere."""
     out = Path(out)
-    main = dist_state().is_main_process
+    main = is_main_process()
     progress = progress and main
     timing, t0 = {}, time.time()
     check_out_dir(out)                                    # everything that can be checked is checked before any work

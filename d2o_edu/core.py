@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MIXED_PRECISION', 'in_test', 'pick', 'set_seed', 'get_device', 'dist_state', 'is_main_process', 'wait_for_everyone',
-           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'atomic_write_text', 'fingerprint_files',
-           'use_plotly_renderer']
+           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'atomic_write_text', 'atomic_dir',
+           'fingerprint_files', 'use_plotly_renderer']
 
 # %% ../nbs/00_core.ipynb #e83515c1
 import os, sys, random
@@ -76,7 +76,8 @@ def autocast(mixed_precision, device):
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16 if mp == 'bf16' else torch.float16)
 
 # %% ../nbs/00_core.ipynb #c0re0006
-import hashlib, tempfile
+import hashlib, shutil, tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 def atomic_write_text(path, text: str):
@@ -89,6 +90,19 @@ def atomic_write_text(path, text: str):
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+@contextmanager
+def atomic_dir(path):
+    "Fill a hidden temporary folder beside `path`; on success it replaces `path` in one rename, on failure it is removed."
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    if tmp.exists(): shutil.rmtree(tmp)                # left over from a killed process
+    tmp.mkdir(parents=True)
+    try: yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True); raise
+    if path.exists(): shutil.rmtree(path)
+    os.replace(tmp, path)
 
 def fingerprint_files(paths, chunk=1 << 20) -> str:
     "A sha256 over the names and full contents of `paths` (files, or folders walked in sorted order), read in chunks."

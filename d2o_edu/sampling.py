@@ -11,7 +11,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from datasets import Dataset
-from .core import set_seed
+from .core import set_seed, atomic_write_text, fingerprint_files
 from .models import generate, response_logps, score_ids
 
 # %% ../nbs/07_sampling.ipynb #00e71fc2
@@ -64,26 +64,21 @@ def score_pairs(model, tokenizer, pairs, progress=True, mixed_precision='no') ->
 def _fingerprint(key) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def _file_sha(path) -> str:
-    from d2o_edu.core import fingerprint_files
-    return fingerprint_files([path])
-
 def cached(path, key, build):
     "Load the dataset stored at `path` if it was built with the same `key` (and is whole), else `build()` it and store it."
-    from d2o_edu.core import atomic_write_text
     path = Path(path)
     manifest = path.with_suffix('.json')
     fp = _fingerprint(key)
     if path.exists() and manifest.exists():
         try: meta = json.loads(manifest.read_text())
         except ValueError: meta = {}
-        if meta.get('fingerprint') == fp and meta.get('data_sha') == _file_sha(path): return Dataset.from_json(str(path))
+        if meta.get('fingerprint') == fp and meta.get('data_sha') == fingerprint_files([path]): return Dataset.from_json(str(path))
     ds = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.tmp')
     ds.to_json(str(tmp), lines=True)
     os.replace(tmp, path)
-    atomic_write_text(manifest, json.dumps({'fingerprint': fp, 'data_sha': _file_sha(path), 'key': key, 'rows': len(ds)},
+    atomic_write_text(manifest, json.dumps({'fingerprint': fp, 'data_sha': fingerprint_files([path]), 'key': key, 'rows': len(ds)},
                                            indent=1, default=str))
     return ds
 

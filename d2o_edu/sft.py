@@ -74,5 +74,5 @@ def sft(model, tokenizer, dataset, config=SFTConfig(), progress=True):
         loss = accelerator.reduce(nll_sum.detach(), reduction='sum').item() / n_tokens   # mean NLL per token
         losses.append(loss)
         bar.set_postfix(loss=f'{loss:.3f}')
-    model = accelerator.unwrap_model(model).eval()
+    accelerator.unwrap_model(model).eval()      # trained in place
     return losses

@@ -8,13 +8,13 @@ __all__ = ['PAIR_METHODS', 'NEGATIVE_METHODS', 'METHODS', 'TrainConfig', 'encode
            'disable_dropout', 'shard', 'train', 'read_log']
 
 # %% ../nbs/08_training.ipynb #292f8e1c
-import json, math, os, random, shutil, time
+import json, math, random, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import set_seed, make_accelerator, atomic_write_text
+from .core import set_seed, make_accelerator, atomic_write_text, atomic_dir
 from .data import encode_example, collate
 from .losses import (sequence_logps, d2o_loss, dpo_loss, ipo_loss, simpo_loss, npo_loss, ga_loss,
                             unlikelihood_loss, kto_negative_loss)
@@ -126,15 +126,16 @@ def _set_rng_state(state):
 
 def save_checkpoint(path, model, tokenizer, optimizer, scheduler, step):
     "Write weights (`save_pretrained`) and the trainer state needed to resume at `step`: into a temporary folder, then renamed."
-    path = Path(path)
-    tmp = path.with_name(path.name + '.tmp')
-    if tmp.exists(): shutil.rmtree(tmp)
-    save_model(model, tokenizer, tmp)
-    torch.save({'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(), 'rng': _rng_state(),
-                'step': step}, tmp / 'trainer_state.pt')
-    if path.exists(): shutil.rmtree(path)
-    os.replace(tmp, path)                  # a folder named step-N is always complete
-    return path
+    with atomic_dir(path) as tmp:          # a folder named step-N is always complete
+        save_model(model, tokenizer, tmp)
+        torch.save({'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(), 'rng': _rng_state(),
+                    'step': step}, tmp / 'trainer_state.pt')
+    return Path(path)
+
+def _unreadable(file, error) -> ValueError:
+    "The error for a checkpoint file that cannot be read: which file, why, and how to go on."
+    return ValueError(f'checkpoint {file} cannot be read ({type(error).__name__}: {str(error)[:120]}): it is corrupted or not '
+                      f'written by d2o-edu; delete {file.parent} to resume from the checkpoint before it')
 
 def load_weights(model, path):
     "Load weights written by `save_checkpoint` into `model` in place (the full model or its LoRA adapter), on any device."
@@ -142,9 +143,7 @@ def load_weights(model, path):
     path = Path(path)
     file = path / ('adapter_model.safetensors' if is_peft_model(model) else 'model.safetensors')
     try: weights = load_file(file, device=str(next(model.parameters()).device))
-    except Exception as e:
-        raise ValueError(f'checkpoint {file} cannot be read ({type(e).__name__}: {str(e)[:120]}): it is corrupted or not '
-                         f'written by d2o-edu; delete {path} to resume from the checkpoint before it') from e
+    except Exception as e: raise _unreadable(file, e) from e
     if is_peft_model(model):
         from peft import set_peft_model_state_dict
         set_peft_model_state_dict(model, weights)
@@ -160,16 +159,14 @@ def load_trainer_state(path):
     "The optimizer/scheduler/RNG state of a checkpoint, mapped to the CPU (a GPU checkpoint resumes on a CPU)."
     file = Path(path) / 'trainer_state.pt'
     try: state = torch.load(file, map_location='cpu', weights_only=False)
-    except Exception as e:
-        raise ValueError(f'checkpoint {file} cannot be read ({type(e).__name__}: {str(e)[:120]}): it is corrupted or not '
-                         f'written by d2o-edu; delete {Path(path)} to resume from the checkpoint before it') from e
+    except Exception as e: raise _unreadable(file, e) from e
     if not isinstance(state, dict) or not {'optimizer', 'scheduler', 'rng', 'step'} <= set(state):
         raise ValueError(f'checkpoint {file} is not a d2o-edu trainer state (keys: {sorted(state) if isinstance(state, dict) else type(state).__name__})')
     return state
 
 def latest_checkpoint(out_dir):
     "The newest `checkpoints/step-*` folder under `out_dir` that has a trainer state, or None."
-    ckpts = sorted(p for p in Path(out_dir, 'checkpoints').glob('step-*/trainer_state.pt') if not p.parent.name.endswith('.tmp'))
+    ckpts = sorted(Path(out_dir, 'checkpoints').glob('step-*/trainer_state.pt'))   # a half-written one is hidden (.step-*.tmp)
     return ckpts[-1].parent if ckpts else None
 
 def disable_dropout(model):
