@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['RUN_FILES', 'RESUME_MAY_CHANGE', 'PipelineConfig', 'sft_stage', 'data_stage', 'input_fingerprints', 'run_record',
-           'check_out_dir', 'prepare_run_dir', 'run_pipeline', 'report_figures', 'report_html', 'build_parser', 'main']
+           'check_out_dir', 'prepare_run_dir', 'run_pipeline', 'report_figures', 'report_html', 'build_parser',
+           'study_main', 'main']
 
 # %% ../nbs/cli.ipynb #3c6e0460
-import argparse, copy, json, os, shutil, sys, time
+import argparse, copy, json, os, shlex, shutil, sys, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch
@@ -17,7 +18,8 @@ from .data import data_source, truncation_stats, harm_world_dir
 from .models import load_model, save_model, add_lora, context_length, TINY_BUILDERS
 from .sft import sft, SFTConfig
 from .sampling import AnchorConfig, sample_anchors, score_pairs, cached, model_fingerprint, rows_fingerprint
-from .training import TrainConfig, train, read_log, METHODS, PAIR_METHODS
+from .training import TrainConfig, train, read_log, METHODS, PAIR_METHODS, ANCHOR_MODES
+from .study import ARMS, ABLATIONS, StudyConfig, quick_config, run_study, rerun_job, verdicts
 from .evaluation import EvalConfig, evaluate, compare, samples_table_html
 from .judges import make_judge, parse_harm_labels
 
@@ -47,6 +49,8 @@ class PipelineConfig:
     harm_labels: str | None = None # a classifier's harmful labels: 'unsafe' or 'LABEL_1=1,toxic=0.5'
     mixed_precision: str | None = None   # 'no', 'bf16', 'fp16'; None: what `accelerate launch` set
     attn_implementation: str | None = None   # None: eager for the tiny models, the transformers default otherwise
+    anchors: str = 'offline'       # D²O: 'offline' (sampled once from the SFT model), 'online' (re-sampled), 'none'
+    resample_every: int = 10       # online anchors: steps between re-samplings
 
     def __post_init__(self):
         "Every setting checked here, before any work: a bad value fails in seconds, not after minutes of SFT."
@@ -65,7 +69,8 @@ class PipelineConfig:
     def train_config(self):
         return TrainConfig(method=self.method, alpha=self.alpha, beta=self.beta, steps=self.steps, batch_size=self.batch_size,
                            lr=self.lr, checkpoint_every=self.checkpoint_every, seed=self.seed,
-                           mixed_precision=self.mixed_precision)
+                           mixed_precision=self.mixed_precision, anchors=self.anchors if self.method == 'd2o' else 'offline',
+                           resample_every=self.resample_every, max_new_tokens=self.max_new_tokens)
 
     def anchor_config(self):   # reference log-probs under the training run's autocast
         return AnchorConfig(K=self.K, max_new_tokens=self.max_new_tokens, seed=self.seed,
@@ -216,7 +221,8 @@ def run_pipeline(cfg=PipelineConfig(), out='runs/default', resume=False, progres
     if cfg.lora: policy, reference = add_lora(policy), None        # reference = adapters disabled
     t1 = time.time()
     _log(f'training: {cfg.method}, {cfg.steps} steps on {dist_state().num_processes} process(es)', progress)
-    policy = train(policy, tokenizer, data, cfg.train_config(), out_dir=out, resume=resume, progress=progress)
+    policy = train(policy, tokenizer, data, cfg.train_config(), out_dir=out, resume=resume, progress=progress,
+                   reference=reference)   # online anchors are scored under it
     timing['train_s'] = time.time() - t1
     if not main:
         wait_for_everyone(); return None
@@ -302,13 +308,48 @@ def build_parser():
                    help="autocast for SFT, reference scoring and training (default: what accelerate launch set, else 'no')")
     r.add_argument('--attn-implementation', default=d.attn_implementation, choices=('eager', 'sdpa'),
                    help='attention kernel (default: eager for the tiny models, the transformers default otherwise)')
-    for f in ('batch_size', 'lr', 'sft_epochs', 'sft_lr', 'n_train', 'n_eval', 'noise', 'max_new_tokens', 'checkpoint_every'):
+    r.add_argument('--anchors', default=d.anchors, choices=ANCHOR_MODES, help="D²O: anchors sampled once from the SFT model "
+                   "('offline'), re-sampled from the policy every --resample-every steps ('online'), or no anchor term ('none')")
+    for f in ('resample_every', 'batch_size', 'lr', 'sft_epochs', 'sft_lr', 'n_train', 'n_eval', 'noise', 'max_new_tokens',
+              'checkpoint_every'):
         r.add_argument('--' + f.replace('_', '-'), type=type(getattr(d, f)), default=getattr(d, f))
+    st = sub.add_parser('study', help='the evidence study (chapter 11): tuned comparison of every method over seeds, ablations, '
+                        'verdicts', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    st.add_argument('--out', default='runs/study', help='output folder (study.json, report.html; jobs/ holds every finished run)')
+    st.add_argument('--methods', nargs='+', default=list(ARMS), choices=list(ARMS), metavar='METHOD',
+                    help=f'arms to compare: {", ".join(ARMS)}')
+    st.add_argument('--seeds', nargs='+', type=int, default=None, help='seeds (the first one tunes); default 0 1 2 (quick: 0 1)')
+    st.add_argument('--ablations', nargs='*', default=list(ABLATIONS), choices=list(ABLATIONS), metavar='NAME',
+                    help=f'ablations to run (none: --ablations with no names): {", ".join(ABLATIONS)}')
+    st.add_argument('--quick', action='store_true', help='the same study in miniature (minutes): for tests and a first look')
+    st.add_argument('--workers', type=int, default=1, help='runs in parallel (processes of one torch thread each); '
+                    'the numbers do not depend on it')
+    st.add_argument('--only', metavar='JOB', help='rerun one recorded run of --from (a job id from its study.json) and compare')
+    st.add_argument('--from', dest='from_file', default='data/results/study.json', help='the study.json that --only reads')
     return p
+
+def study_main(args, argv=None):
+    "`d2o-edu study`: the whole study, or (`--only JOB`) one recorded run again, compared with its recorded numbers."
+    one_line = lambda e: ' '.join(str(e).split())
+    command = 'd2o-edu ' + ' '.join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    try:
+        if args.only: 
+            report = rerun_job(args.from_file, args.only, args.out)
+            print(json.dumps(report, indent=1))
+            return 0 if report['identical'] else 1
+        if args.workers < 1: raise ValueError(f'--workers must be >= 1, got {args.workers}')
+        cfg = quick_config() if args.quick else StudyConfig()
+        study = run_study(args.out, arms=args.methods, seeds=args.seeds, cfg=cfg, workers=args.workers,
+                          ablations=args.ablations, command=command)
+    except (ValueError, FileNotFoundError, KeyError) as e: build_parser().exit(2, f'd2o-edu: error: {one_line(e)}\n')
+    for v in verdicts(study): print(f"{v['verdict']:>14} | {v['claim']} | {v['measured']}")
+    print(f"{args.out}/study.json, {args.out}/report.html ({study['wall_s']:.0f} s)")
+    return 0
 
 def main(argv=None):
     "Entry point of the `d2o-edu` console script."
     args = build_parser().parse_args(argv)
+    if args.command == 'study': return study_main(args, argv)
     if args.command == 'run':
         names = {f.name for f in fields(PipelineConfig)}
         try: cfg = PipelineConfig(**{k: v for k, v in vars(args).items() if k in names})
