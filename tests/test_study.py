@@ -1,5 +1,5 @@
-"`d2o-edu study` end to end (--quick, a real subprocess): files, rows, workers-independent numbers, reproduction of a run,
-and the committed results' integrity."
+"""`d2o-edu study` end to end (--quick, a real subprocess): files, rows, workers-independent numbers, reproduction of a run,
+and the committed results' integrity."""
 import json, shutil, subprocess, sys
 from pathlib import Path
 import pytest
@@ -45,6 +45,22 @@ def test_rerun_of_a_recorded_job_is_identical(quick, tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     report = json.loads(res.stdout[res.stdout.index('{'):])
     assert report['identical'] and report['max_abs_diff'] == 0 and report['rows'] == report['recorded_rows'] > 0
+
+
+def test_an_interrupted_study_resumes_from_its_finished_runs(quick):
+    "Rerunning the same command trains only what is missing (here: one deleted run) and rebuilds the same study."
+    out, res = quick
+    before = json.loads((out / 'study.json').read_text())
+    victim = next(j['id'] for j in before['jobs'] if j['phase'] == 'test')
+    (out / 'jobs' / f'{victim}.json').unlink()
+    again = d2o_edu('study', '--quick', '--out', str(out), '--methods', 'd2o_offline', 'ga', '--ablations', 'no_anchors',
+                    '--workers', '2')
+    assert again.returncode == 0, again.stderr[-3000:]
+    trained = [l for l in again.stderr.splitlines() if ': done in' in l]
+    assert len(trained) == 1 and victim in trained[0]
+    assert sum(': reused' in l for l in again.stderr.splitlines()) == len(before['jobs']) - 1
+    after = json.loads((out / 'study.json').read_text())
+    assert after['rows'] == before['rows']
 
 
 def test_bad_study_arguments_are_named(tmp_path):
