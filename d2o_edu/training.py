@@ -37,7 +37,7 @@ class TrainConfig:
     beta: float = 0.1              # D²O: weight of the anchor term; β of every other method
     steps: int = 60
     batch_size: int = 8            # prompts per step
-    lr: float = 5e-5               # small: Adam keeps moving after D²O's loss saturates (see the cli chapter)
+    lr: float = 5e-5               # small: Adam keeps moving after D²O's loss saturates (chapters 11 and 13)
     warmup: float = 0.05
     max_grad_norm: float = 1.0
     checkpoint_every: int = 50     # steps between checkpoints (0 = only the final one)
