@@ -31,7 +31,7 @@ def reference_logps(policy, tokenizer, prompts, responses, reference=None, **kw)
     with as_reference(policy, reference) as net: return response_logps(net, tokenizer, prompts, responses, **kw)
 
 def kl_estimate(own_logps, ref_logps) -> tuple:
-    "Monte-Carlo KL from samples of the first model: (mean of log π − log π_ref, its standard error σ̂/√n)."
+    "Monte-Carlo KL from samples of the first model: (mean of log π − log π_r, its standard error σ̂/√n)."
     diffs = torch.as_tensor(own_logps, dtype=torch.float64) - torch.as_tensor(ref_logps, dtype=torch.float64)
     se = diffs.std().item() / math.sqrt(len(diffs)) if len(diffs) > 1 else float('nan')
     return diffs.mean().item(), se
@@ -80,7 +80,7 @@ def _next_token_logps(model, prompt_ids, prefixes, batch_size=512):
 
 @torch.no_grad()
 def exact_kl(policy, reference, tokenizer, prompt, max_new_tokens=2, max_prompt_length=None) -> float:
-    """KL(π‖π_ref) over every response `generate` can sample (stopping at eos, or cut after `max_new_tokens`), by
+    """KL(π‖π_r) over every response `generate` can sample (stopping at eos, or cut after `max_new_tokens`), by
     enumeration: V^(max_new_tokens-1) forward passes, so only for tiny vocabularies and lengths."""
     was = policy.training, reference.training
     policy.eval(); reference.eval()

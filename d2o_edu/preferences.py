@@ -26,23 +26,23 @@ def _check_beta(beta, name='beta'):
     if not beta > 0: raise ValueError(f'{name} must be > 0, got {beta}')
 
 def log_partition(ref_logprobs, rewards, beta) -> torch.Tensor:
-    "log Z = log Σ_y π_ref(y) exp(r(y)/β) over the last dim (the response set); β log Z is the optimum's value."
+    "log Z = log Σ_y π_r(y) exp(r(y)/β) over the last dim (the response set); β log Z is the optimum's value."
     _check_beta(beta)
     return torch.logsumexp(ref_logprobs + rewards / beta, dim=-1)
 
 def optimal_policy(ref_logprobs, rewards, beta) -> torch.Tensor:
-    "Log-probs of the KL-regularised optimum π* ∝ π_ref·exp(r/β) over a finite response set (last dim)."
+    "Log-probs of the KL-regularised optimum π* ∝ π_r·exp(r/β) over a finite response set (last dim)."
     _check_beta(beta)
     return torch.log_softmax(ref_logprobs + rewards / beta, dim=-1)
 
 def kl_regularised_objective(policy_logprobs, ref_logprobs, rewards, beta) -> torch.Tensor:
-    "J(π) = E_π[r] − β KL(π‖π_ref) over a finite response set (last dim): what RLHF maximises."
+    "J(π) = E_π[r] − β KL(π‖π_r) over a finite response set (last dim): what RLHF maximises."
     p = policy_logprobs.exp()
     return (p * rewards).sum(-1) - beta * (p * (policy_logprobs - ref_logprobs)).sum(-1)
 
 # %% ../nbs/01_preferences.ipynb #ba021e24
 def implicit_reward(policy_logprobs, ref_logprobs, beta, log_Z=0.) -> torch.Tensor:
-    "The reward for which the policy is the KL-regularised optimum: β log π/π_ref + β log Z (log Z defaults to 0)."
+    "The reward for which the policy is the KL-regularised optimum: β log π/π_r + β log Z (log Z defaults to 0)."
     return beta * (torch.as_tensor(policy_logprobs) - torch.as_tensor(ref_logprobs)) + beta * torch.as_tensor(log_Z)
 
 # %% ../nbs/01_preferences.ipynb #5448a1b7
