@@ -1,5 +1,6 @@
 "Project-level checks: README generated from the index notebook, named dependencies declared, notebooks as modules."
 import configparser, importlib, json, subprocess, sys
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,3 +44,37 @@ def test_committed_notebooks_are_valid_json_with_python_kernel():
     for nb in (ROOT / 'nbs').glob('*.ipynb'):
         data = json.loads(nb.read_text())
         assert data['cells'], nb.name
+
+
+def _cells(name):
+    return json.loads((ROOT / 'nbs' / f'{name}.ipynb').read_text())['cells']
+
+
+@pytest.mark.parametrize('name', ['01_preferences', '02_toy', '03_losses', '10_landscapes', '11_capstone'])
+def test_theory_chapters_have_exercises_with_hidden_checked_solutions(name):
+    "At least 3 `### Exercise N`, each followed by its solution: hidden from docs and JupyterLab, asserting something."
+    cells = _cells(name)
+    exercises = [i for i, c in enumerate(cells) if c['cell_type'] == 'markdown' and ''.join(c['source']).startswith('### Exercise')]
+    assert len(exercises) >= 3, name
+    for n, i in enumerate(exercises, 1):
+        assert ''.join(cells[i]['source']).startswith(f'### Exercise {n}'), (name, n)
+        sol = cells[i + 1]
+        src = ''.join(sol['source'])
+        assert sol['cell_type'] == 'code' and src.startswith(f'#| hide\n# Solution to exercise {n}'), (name, n, src[:60])
+        assert sol['metadata'].get('jupyter', {}).get('source_hidden') is True, (name, n)
+        assert 'assert' in src or 'test_close' in src or 'test_eq' in src, (name, n)
+
+
+def test_every_chapter_states_its_learning_objectives():
+    chapters = sorted(p.stem for p in (ROOT / 'nbs').glob('[0-9]*.ipynb'))
+    assert '13_cli' in chapters and '11_capstone' in chapters
+    missing = [c for c in chapters if not any('After this chapter you can' in ''.join(x['source']) for x in _cells(c))]
+    assert not missing, missing
+
+
+def test_syllabus_plans_five_sessions_and_the_index_links_it():
+    text = ''.join(''.join(c['source']) for c in _cells('syllabus'))
+    sessions = [l for l in text.splitlines() if l.startswith('| ') and l.split('|')[1].strip()[:2] in ('1.', '2.', '3.', '4.', '5.')]
+    assert len(sessions) == 5
+    for heading in ('## Notation', '## What the paper says, what we assume'): assert heading in text
+    assert 'syllabus.ipynb' in (ROOT / 'README.md').read_text()
