@@ -115,7 +115,7 @@ def ga_loss(policy_neg_logps):
 
 # %% ../nbs/03_losses.ipynb #04b66592
 def npo_loss(policy_neg_logps, ref_neg_logps, beta=0.1):
-    "NPO: (2/β)·log(1 + (π_θ/π_ref)^β) on negatives, a bounded gradient ascent."
+    "NPO: (2/β)·log(1 + (π_θ/π_r)^β) on negatives, a bounded gradient ascent."
     _check_positive(beta=beta)
     _check_batch(policy_neg_logps.shape, ref_neg_logps=ref_neg_logps)
     rejected_rewards = beta * (policy_neg_logps - ref_neg_logps)
