@@ -91,8 +91,11 @@ def test_corrupted_checkpoint_is_named(tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     out, steps = tmp_path / 'run', ['--steps', '200', '--checkpoint-every', '0']   # long enough never to finish first
+    # a shell's background jobs inherit SIGINT as *ignored*, and Python then installs no KeyboardInterrupt handler:
+    # give the child the default disposition, as a terminal would
     proc = subprocess.Popen(CMD + ['run', '--out', str(out), *steps, *SMALL], env=ENV, text=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log, t0 = out / 'train_log.jsonl', time.time()
     while time.time() - t0 < 300 and proc.poll() is None:
         if log.exists() and len(log.read_text().splitlines()) >= 8: break
