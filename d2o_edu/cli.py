@@ -13,7 +13,7 @@ from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import torch
 from .core import (set_seed, dist_state, is_main_process, wait_for_everyone, resolve_mixed_precision, MIXED_PRECISION,
-                          atomic_write_text, atomic_dir, fingerprint_files)
+                          atomic_write_text, atomic_dir, fingerprint_files, package_versions)
 from .data import data_source, truncation_stats, harm_world_dir
 from .models import load_model, save_model, add_lora, context_length, TINY_BUILDERS
 from .sft import sft, SFTConfig
@@ -146,12 +146,7 @@ def input_fingerprints(cfg) -> dict:
 
 def run_record(cfg) -> dict:
     "What `run.json` holds: the config, the inputs' fingerprints, the seed and the versions of the packages that matter."
-    from importlib.metadata import version, PackageNotFoundError
-    def v(pkg):
-        try: return version(pkg)
-        except PackageNotFoundError: return None
-    return {'config': asdict(cfg), 'inputs': input_fingerprints(cfg), 'seed': cfg.seed,
-            'versions': {p: v(p) for p in ('d2o_edu', 'torch', 'transformers', 'accelerate', 'peft', 'datasets')}}
+    return {'config': asdict(cfg), 'inputs': input_fingerprints(cfg), 'seed': cfg.seed, 'versions': package_versions()}
 
 def check_out_dir(out):
     "The output folder must be a folder we can write: fail now, not after the SFT stage."

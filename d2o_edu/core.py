@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MIXED_PRECISION', 'in_test', 'pick', 'set_seed', 'get_device', 'dist_state', 'is_main_process', 'wait_for_everyone',
            'resolve_mixed_precision', 'make_accelerator', 'autocast', 'atomic_write_text', 'atomic_dir',
-           'fingerprint_files', 'use_plotly_renderer']
+           'fingerprint_files', 'package_versions', 'use_plotly_renderer']
 
 # %% ../nbs/00_core.ipynb #e83515c1
 import os, sys, random
@@ -114,6 +114,14 @@ def fingerprint_files(paths, chunk=1 << 20) -> str:
             with open(q, 'rb') as f:
                 while block := f.read(chunk): h.update(block)
     return h.hexdigest()[:16]
+
+def package_versions(packages=('d2o_edu', 'torch', 'transformers', 'accelerate', 'peft', 'datasets')) -> dict:
+    "The installed versions of the packages a result depends on (None where one is missing): recorded with every run."
+    from importlib.metadata import version, PackageNotFoundError
+    def v(pkg):
+        try: return version(pkg)
+        except PackageNotFoundError: return None
+    return {p: v(p) for p in packages}
 
 # %% ../nbs/00_core.ipynb #958569e4
 def use_plotly_renderer():

@@ -10,13 +10,13 @@ __all__ = ['ARMS', 'LRS', 'LOG_KEYS', 'SGD_LRS', 'ABLATIONS', 'METRICS', 'WORDS'
            'selected_sgd_lr', 'better', 'verdicts', 'study_report_html']
 
 # %% ../nbs/11_capstone.ipynb #cap03
-import copy, json, math, os, shutil, statistics, sys, time
+import copy, json, math, shutil, statistics, sys, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 import torch
-from .core import set_seed, atomic_write_text, atomic_dir
+from .core import atomic_write_text, atomic_dir, package_versions
 from .data import data_source
 from .models import load_model, save_model
 from .sft import sft, SFTConfig
@@ -103,10 +103,10 @@ def eval_splits(cfg):
     prompts = data_source('harm-world').eval_prompts(2 * cfg.n_prompts, cfg.n_train)
     return {'validation': prompts[1::2][:cfg.n_prompts], 'test': prompts[0::2][:cfg.n_prompts]}
 
-def _eval_rows(model, tokenizer, reference, cfg, step, judge):
-    "Evaluate on both splits: one row per split (harm, helpfulness, distinct-2, KL to SFT ± SE)."
+def _eval_rows(model, tokenizer, reference, cfg, step, judge, splits):
+    "Evaluate on both `splits` (from `eval_splits`): one row per split (harm, helpfulness, distinct-2, KL to SFT ± SE)."
     rows = []
-    for split, prompts in eval_splits(cfg).items():
+    for split, prompts in splits.items():
         m, _ = evaluate(model, tokenizer, prompts, reference=reference, judge=judge,
                         config=EvalConfig(n_prompts=len(prompts), samples_per_prompt=cfg.samples_per_prompt,
                                           max_new_tokens=cfg.max_new_tokens))
@@ -119,14 +119,12 @@ def prepare_sft(cfg, out, progress=False):
     torch.set_num_threads(cfg.threads)
     key = {k: getattr(cfg, k) for k in ('sft_epochs', 'sft_lr', 'threads')}
     meta = out / 'sft' / 'study_sft.json'
-    if meta.exists() and json.loads(meta.read_text()).get('key') == key:
-        model, tokenizer = load_model(str(out / 'sft'), attn_implementation='eager')
-        return json.loads(meta.read_text())['rows']
+    if meta.exists() and json.loads(meta.read_text()).get('key') == key: return json.loads(meta.read_text())['rows']
     source = data_source('harm-world')
     model, tokenizer = load_model('tiny-gpt2', texts=source.tokenizer_texts(), seed=0)
     sft(model, tokenizer, source.sft_corpus(), SFTConfig(epochs=cfg.sft_epochs, lr=cfg.sft_lr, seed=0, mixed_precision='no'),
         progress=progress)
-    rows = _eval_rows(model, tokenizer, model, cfg, 0, make_judge('harm-world'))
+    rows = _eval_rows(model, tokenizer, model, cfg, 0, make_judge('harm-world'), eval_splits(cfg))
     with atomic_dir(out / 'sft') as tmp:
         save_model(model, tokenizer, tmp)
         (tmp / 'study_sft.json').write_text(json.dumps({'key': key, 'rows': rows}))
@@ -164,9 +162,10 @@ def run_job(job, cfg, out) -> dict:
     t0 = time.time()
     model, tokenizer = load_model(str(out / 'sft'), attn_implementation='eager')
     data = job_data(job, cfg, out, model, tokenizer)
-    judge, rows = make_judge('harm-world'), []
+    judge, splits, rows = make_judge('harm-world'), eval_splits(cfg), []
     def on_step(step, policy):
-        if step % cfg.eval_every == 0 or step == cfg.steps: rows.extend(_eval_rows(policy, tokenizer, model, cfg, step, judge))
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            rows.extend(_eval_rows(policy, tokenizer, model, cfg, step, judge, splits))
     work = out / 'work' / job['id']
     shutil.rmtree(work, ignore_errors=True)
     train(copy.deepcopy(model), tokenizer, data, TrainConfig(**job['train']), out_dir=work, reference=model,
@@ -229,13 +228,6 @@ def ablation_jobs(selected, cfg, names=ABLATIONS) -> list:
     return jobs
 
 # %% ../nbs/11_capstone.ipynb #cap19
-def _versions():
-    from importlib.metadata import version, PackageNotFoundError
-    def v(pkg):
-        try: return version(pkg)
-        except PackageNotFoundError: return None
-    return {p: v(p) for p in ('d2o_edu', 'torch', 'transformers', 'accelerate', 'peft', 'datasets')}
-
 def _final(result, split):
     return next(r for r in result['rows'] if r['split'] == split and r['step'] == result['job']['train']['steps'])
 
@@ -287,7 +279,7 @@ def run_study(out, arms=None, seeds=None, cfg=None, workers=1, ablations=ABLATIO
     prepare_data(abl_jobs, cfg, out, workers)
     abl = run_jobs(abl_jobs, cfg, out, workers, progress)
     everything = results + test + abl
-    study = {'command': command, 'versions': _versions(), 'wall_s': round(time.time() - t0, 1), 'workers': workers,
+    study = {'command': command, 'versions': package_versions(), 'wall_s': round(time.time() - t0, 1), 'workers': workers,
              'config': asdict(cfg), 'arms': {a: ARMS[a] for a in arms},
              'selection_rule': f'final step, validation: lowest harm_rate among settings with helpfulness >= {cfg.help_floor} x '
                                f'SFT (ties: lower kl_to_sft); if none, the highest helpfulness',
