@@ -17,8 +17,9 @@ from .core import (set_seed, dist_state, is_main_process, wait_for_everyone, res
 from .data import data_source, truncation_stats, harm_world_dir
 from .models import load_model, save_model, add_lora, context_length, TINY_BUILDERS
 from .sft import sft, SFTConfig
-from .sampling import AnchorConfig, sample_anchors, score_pairs, cached, model_fingerprint, rows_fingerprint
-from .training import TrainConfig, train, read_log, METHODS, PAIR_METHODS, ANCHOR_MODES
+from .sampling import AnchorConfig, reference_fields, cached, model_fingerprint, rows_fingerprint
+from .training import TrainConfig, train, read_log, METHODS, ANCHOR_MODES
+from .losses import objective
 from .study import ARMS, ABLATIONS, StudyConfig, quick_config, run_study, rerun_job, verdicts
 from .evaluation import EvalConfig, evaluate, compare, samples_table_html
 from .judges import make_judge, parse_harm_labels
@@ -95,7 +96,8 @@ def sft_stage(cfg, source, out, resume, progress):
     sft_dir = out / 'sft'
     if resume and (sft_dir / 'config.json').exists():
         _log(f'reusing the SFT model in {sft_dir}', progress)
-        return load_model(str(sft_dir), attn_implementation=_attn(cfg))
+        model, tokenizer = load_model(str(sft_dir), attn_implementation=_attn(cfg))
+        return model.to(dist_state().device), tokenizer          # where a fresh run's model is: the GPU when there is one
     texts = source.tokenizer_texts() if cfg.model in TINY_BUILDERS else None   # a tiny model's tokenizer learns the data
     model, tokenizer = load_model(cfg.model, texts=texts, seed=cfg.seed, attn_implementation=_attn(cfg))
     if cfg.sft_epochs > 0:
@@ -108,29 +110,30 @@ def sft_stage(cfg, source, out, resume, progress):
     return model, tokenizer
 
 def data_stage(cfg, source, model, tokenizer, negatives, out, progress):
-    """Training rows with cached reference log-probs: anchors for negative-only methods, scored pairs for DPO/IPO/SimPO.
-    The main process builds and caches them; the other processes wait, then read the same file."""
-    key = {'dataset': cfg.dataset, 'n_train': cfg.n_train, 'model': model_fingerprint(model)}   # + the rows' content, below
-    if cfg.method in PAIR_METHODS:
-        pairs = source.pairs(noise=cfg.noise, seed=cfg.seed)
-        pairs = pairs.select(range(min(cfg.n_train, len(pairs))))
-        mp = cfg.anchor_config().mixed_precision
-        path, key = out / 'pairs.jsonl', {**key, 'rows': rows_fingerprint(pairs), 'noise': cfg.noise, 'seed': cfg.seed,
-                                          'mixed_precision': mp}
-        build = lambda: score_pairs(model, tokenizer, pairs, progress=progress, mixed_precision=mp)
-        _log(f'reference log-probs for {len(pairs)} pairs', progress)
+    """Training rows with the precomputed fields the method's loss reads (`reference_fields`, chapter 07): anchors only
+    for D²O, reference log-probs only where the loss compares with the reference. The main process builds and caches
+    them; the other processes wait, then read the same file."""
+    obj, anchors = objective(cfg.method), cfg.train_config().anchors
+    forwards, fields = obj.needs(anchors)
+    if obj.data == 'pairs':
+        rows = source.pairs(noise=cfg.noise, seed=cfg.seed)
+        rows, path, extra = rows.select(range(min(cfg.n_train, len(rows)))), out / 'pairs.jsonl', {'noise': cfg.noise, 'seed': cfg.seed}
     else:
         rows = negatives.select(range(min(cfg.n_train, len(negatives))))
-        path, key = out / 'anchors.jsonl', {**key, 'rows': rows_fingerprint(rows), 'anchors': asdict(cfg.anchor_config())}
-        build = lambda: sample_anchors(model, tokenizer, rows, cfg.anchor_config(), progress=progress)
-        _log(f'sampling K={cfg.K} anchors for {len(rows)} prompts', progress)
+        path, extra = out / ('anchors.jsonl' if 'anchors' in forwards else 'train_rows.jsonl'), {}
+    key = {'dataset': cfg.dataset, 'n_train': cfg.n_train, 'model': model_fingerprint(model), 'rows': rows_fingerprint(rows),
+           'forwards': forwards, 'fields': fields, 'anchors': asdict(cfg.anchor_config()), **extra}
+    build = lambda: reference_fields(model, tokenizer, rows, cfg.method, cfg.anchor_config(), anchors=anchors, progress=progress)
+    _log(f'{cfg.method} reads {", ".join(fields) or "no reference field"}'
+         + (f': sampling K={cfg.K} anchors for {len(rows)} prompts' if 'anchors' in forwards else f' ({len(rows)} rows)'), progress)
     def refuse(): raise RuntimeError(f'process {dist_state().process_index}: no cache from the main process in {out}')
     if is_main_process(): data = cached(path, key, build)
     wait_for_everyone()
     return data if is_main_process() else cached(path, key, refuse)
 
 # %% ../nbs/13_cli.ipynb #rundir01
-RUN_FILES = ('run.json', 'sft', 'anchors.jsonl', 'anchors.json', 'pairs.jsonl', 'pairs.json', 'checkpoints',
+RUN_FILES = ('run.json', 'sft', 'anchors.jsonl', 'anchors.json', 'pairs.jsonl', 'pairs.json', 'train_rows.jsonl',
+             'train_rows.json', 'checkpoints',
              'train_log.jsonl', 'train_config.json', 'metrics.json', 'samples.jsonl', 'report.html')
 RESUME_MAY_CHANGE = ('checkpoint_every',)      # everything else must match for a resume to continue the same run
 
@@ -181,7 +184,7 @@ def prepare_run_dir(cfg, out, resume):
 # %% ../nbs/13_cli.ipynb #80b08b7c
 def _truncation_note(cfg, tokenizer, model, rows):
     "How many training prompts/responses are cut to fit the context (TRL's keep_end rule, chapter 04): logged, never silent."
-    side = 'chosen' if cfg.method in PAIR_METHODS else 'rejected'
+    side = 'chosen' if objective(cfg.method).data == 'pairs' else 'rejected'
     return truncation_stats(tokenizer, rows['prompt'], rows[side], max_length=context_length(model))
 
 def run_pipeline(cfg=PipelineConfig(), out='runs/default', resume=False, progress=True):
@@ -198,7 +201,7 @@ def run_pipeline(cfg=PipelineConfig(), out='runs/default', resume=False, progres
     judge = make_judge(cfg.judge_spec(source), harm_labels=parse_harm_labels(cfg.harm_labels) if cfg.harm_labels else None)
     negatives = source.negatives()
     prompts = source.eval_prompts(cfg.n_eval, cfg.n_train)
-    if cfg.method in PAIR_METHODS: source.pairs(noise=cfg.noise, seed=cfg.seed)
+    if objective(cfg.method).data == 'pairs': source.pairs(noise=cfg.noise, seed=cfg.seed)
     if main: prepare_run_dir(cfg, out, resume)
     wait_for_everyone()
     model, tokenizer = sft_stage(cfg, source, out, resume, progress); timing['sft_s'] = time.time() - t0
@@ -210,10 +213,10 @@ def run_pipeline(cfg=PipelineConfig(), out='runs/default', resume=False, progres
     eval_cfg = cfg.eval_config()
     if main:
         _log(f'evaluating the SFT model on {len(prompts)} prompts (judge: {getattr(judge, "name", None)})', progress)
-        sft_metrics, sft_samples = evaluate(model, tokenizer, prompts, reference=model, config=eval_cfg, judge=judge)
-    reference = model
-    policy = copy.deepcopy(model)
-    if cfg.lora: policy, reference = add_lora(policy), None        # reference = adapters disabled
+        sft_metrics, sft_samples = evaluate(model, tokenizer, prompts, config=eval_cfg, judge=judge)   # no reference: no KL
+        sft_metrics.update(kl_to_sft=0.0, kl_to_sft_se=0.0)   # π_r against itself is 0 by definition: not estimated
+    if cfg.lora: policy, reference = add_lora(model), None        # the reference is the adapters disabled: no copy
+    else: policy, reference = copy.deepcopy(model), model
     t1 = time.time()
     _log(f'training: {cfg.method}, {cfg.steps} steps on {dist_state().num_processes} process(es)', progress)
     policy = train(policy, tokenizer, data, cfg.train_config(), out_dir=out, resume=resume, progress=progress,

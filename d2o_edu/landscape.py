@@ -18,11 +18,13 @@ import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
+from types import SimpleNamespace
+from .losses import OBJECTIVES, objective
 from .toy import ToyWorld, make_toy_world, population_loss, log_ratio
 
 # %% ../nbs/10_landscapes.ipynb #e0e0323c
 LOGIT_LOSSES = ('d2o', 'dpo', 'npo', 'ga', 'kto_negative')
-LOSS_LABELS = {'d2o': 'D²O', 'dpo': 'DPO', 'npo': 'NPO', 'ga': 'GA', 'kto_negative': 'KTO (neg.)', 'nll': 'NLL (helpful)'}
+LOSS_LABELS = {**{name: o.label for name, o in OBJECTIVES.items()}, 'nll': 'NLL (helpful)'}   # names from the registry
 X_RANGE, Y_RANGE = (-40.0, 20.0), (-70.0, 20.0)   # default window of the (anchor, negative) log-ratio plane
 
 def _softplus(z): return np.logaddexp(0.0, z)
@@ -257,40 +259,33 @@ def weight_slice_2d(model, loss_fn, directions, span=1.0, n=21, x=None, y=None, 
     return dict(x=x, y=y, z=z)
 
 # %% ../nbs/10_landscapes.ipynb #97a53c1e
-WEIGHT_LOSSES = ('d2o', 'dpo', 'npo', 'ga', 'nll')
-_REQUIRED = {'d2o': ('prompt', 'anchors', 'rejected', 'ref_anchor_logps', 'ref_rejected_logps'),
-             'dpo': ('prompt', 'chosen', 'rejected', 'ref_chosen_logps', 'ref_rejected_logps'),
-             'npo': ('prompt', 'rejected', 'ref_rejected_logps'), 'ga': ('prompt', 'rejected'), 'nll': ('prompt', 'response')}
+WEIGHT_LOSSES = (*OBJECTIVES, 'nll')   # every objective of the registry (chapter 03), and the NLL of helpful responses
 
 class LossOnBatch:
-    """`loss` ('d2o', 'dpo', 'npo', 'ga' or 'nll') of a model on one fixed batch, tokenised and collated once (with the
-    training loop's own `encode_rows`): `LossOnBatch(tokenizer, rows, 'd2o')(model) -> float`, in eval mode, no gradient."""
-    def __init__(self, tokenizer, rows, loss='d2o', alpha=0.1, beta=0.1, max_length=128):
+    """`loss` (any registry objective, or 'nll') of a model on one fixed batch, tokenised once with the training loop's
+    `encode_rows` and computed by its `method_loss`: `LossOnBatch(tokenizer, rows, 'd2o')(model) -> float`, in eval mode,
+    no gradient. A landscape thus draws exactly the loss that training minimises."""
+    def __init__(self, tokenizer, rows, loss='d2o', alpha=0.1, beta=0.1, max_length=128, simpo_beta=2.0, simpo_gamma=1.0):
         from d2o_edu.data import encode_example, collate
         from d2o_edu.training import encode_rows
         if loss not in WEIGHT_LOSSES: raise ValueError(f"loss={loss!r}: choose one of {WEIGHT_LOSSES}")
         rows = [dict(r) for r in rows]
         if not rows: raise ValueError('LossOnBatch: no rows')
+        required = ('prompt', 'response') if loss == 'nll' else objective(loss).columns()
         for i, r in enumerate(rows):
-            missing = [f for f in _REQUIRED[loss] if f not in r]
+            missing = [f for f in required if f not in r and not (f == 'anchors' and 'anchor_ids' in r)]
             if missing: raise ValueError(f"LossOnBatch({loss!r}): row {i} has no field(s) {missing} (fields: {sorted(r)})")
-        self.loss, self.alpha, self.beta, self.n_rows = loss, alpha, beta, len(rows)
+        self.loss, self.rows, self.n_rows, self.pad_token_id = loss, rows, len(rows), tokenizer.pad_token_id
+        self.settings = SimpleNamespace(method=loss, alpha=alpha, beta=beta, simpo_beta=simpo_beta, simpo_gamma=simpo_gamma,
+                                        length_normalize=False, anchors='offline')
+        self.alpha, self.beta = alpha, beta
         if loss == 'd2o':
             self.K = len(rows[0]['anchors'])
             bad = [i for i, r in enumerate(rows) if len(r['anchors']) != self.K or len(r['ref_anchor_logps']) != self.K]
             if bad: raise ValueError(f"LossOnBatch('d2o'): row {bad[0]} does not have K={self.K} anchors and reference log-probs")
-        if loss == 'nll': seqs = [encode_example(tokenizer, r['prompt'], r['response'], max_length=max_length) for r in rows]
-        else: seqs = [s for per_row in encode_rows(rows, loss, tokenizer, max_length) for s in per_row]   # row-major
-        self.batch = collate(seqs, tokenizer.pad_token_id)
-        ref = lambda key: torch.tensor([r[key] for r in rows], dtype=torch.float32)
-        self.refs = {k: ref(k) for k in ('ref_anchor_logps', 'ref_rejected_logps', 'ref_chosen_logps') if k in _REQUIRED[loss]}
-        self._device = None
-
-    def _to(self, device):
-        if self._device != device:
-            self.batch = {k: v.to(device) for k, v in self.batch.items()}
-            self.refs = {k: v.to(device) for k, v in self.refs.items()}
-            self._device = device
+        if loss == 'nll': self.encoded = [[encode_example(tokenizer, r['prompt'], r['response'], max_length=max_length)] for r in rows]
+        else: self.encoded = encode_rows(rows, loss, tokenizer, max_length)
+        self.batch = collate([s for seqs in self.encoded for s in seqs], tokenizer.pad_token_id)   # every sequence, row-major
 
     def __call__(self, model) -> float:
         was_training = model.training
@@ -300,26 +295,19 @@ class LossOnBatch:
         finally: model.train(was_training)
 
     def _loss(self, model) -> float:
-        from d2o_edu.losses import token_logps, d2o_loss, dpo_loss, npo_loss, ga_loss
-        self._to(next(model.parameters()).device)
-        b, B = self.batch, self.n_rows
-        logits = model(b['input_ids'], attention_mask=b['attention_mask']).logits
-        logps, mask = token_logps(logits, b['labels'])
-        if self.loss == 'nll': return (-logps.sum() / mask.sum()).item()
-        seq = logps.sum(-1)
-        if self.loss == 'd2o':
-            seq = seq.view(B, self.K + 1)
-            return d2o_loss(seq[:, :-1], self.refs['ref_anchor_logps'], seq[:, -1], self.refs['ref_rejected_logps'],
-                            self.alpha, self.beta)[0].item()
-        if self.loss == 'dpo':
-            chosen, rejected = seq.view(B, 2).unbind(-1)
-            return dpo_loss(chosen, rejected, self.refs['ref_chosen_logps'], self.refs['ref_rejected_logps'], self.beta)[0].item()
-        if self.loss == 'npo': return npo_loss(seq, self.refs['ref_rejected_logps'], self.beta)[0].item()
-        return ga_loss(seq)[0].item()
+        from d2o_edu.losses import token_logps
+        from d2o_edu.training import method_loss
+        device = next(model.parameters()).device
+        if self.loss != 'nll':
+            return method_loss(model, self.rows, self.encoded, self.settings, self.pad_token_id, device)[0].item()
+        b = {k: v.to(device) for k, v in self.batch.items()}
+        logps, mask = token_logps(model(b['input_ids'], attention_mask=b['attention_mask']).logits, b['labels'])
+        return (-logps.sum() / mask.sum()).item()
 
 def landscape_batch(model, tokenizer, n_rows=8, K=4, max_new_tokens=32, noise=0.34, seed=0) -> dict:
-    """Fixed harm-world batches for every weight-space loss, with `model` as the reference: {'d2o'/'npo'/'ga': negatives with
-    K self-sampled anchors, 'dpo': noisy pairs, 'nll': helpful SFT responses}."""
+    """Fixed harm-world batches for every weight-space loss, with `model` as the reference: negatives with K self-sampled
+    anchors for the negative-only objectives, noisy pairs for the pair objectives (the registry's `data`), helpful SFT
+    responses for 'nll'."""
     from d2o_edu.data import load_harm_world, noisy_pairs
     from d2o_edu.sampling import AnchorConfig, sample_anchors, score_pairs
     negatives = load_harm_world('negatives').select(range(n_rows))
@@ -328,7 +316,7 @@ def landscape_batch(model, tokenizer, n_rows=8, K=4, max_new_tokens=32, noise=0.
     sft_rows = load_harm_world('sft')
     helpful = [dict(prompt=r['prompt'], response=r['response']) for r in sft_rows.select(range(min(len(sft_rows), 20 * n_rows)))
                if not r['harmful']][:n_rows]
-    return {'d2o': anchored, 'npo': anchored, 'ga': anchored, 'dpo': pairs, 'nll': helpful}
+    return {**{name: anchored if o.data == 'negatives' else pairs for name, o in OBJECTIVES.items()}, 'nll': helpful}
 
 # %% ../nbs/10_landscapes.ipynb #493efa70
 def _checkpoints(run_dir):

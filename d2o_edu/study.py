@@ -104,12 +104,13 @@ def eval_splits(cfg):
     return {'validation': prompts[1::2][:cfg.n_prompts], 'test': prompts[0::2][:cfg.n_prompts]}
 
 def _eval_rows(model, tokenizer, reference, cfg, step, judge, splits):
-    "Evaluate on both `splits` (from `eval_splits`): one row per split (harm, helpfulness, distinct-2, KL to SFT ± SE)."
+    "Evaluate on both `splits` (from `eval_splits`): one row per split (harm, helpfulness, distinct-2, KL to SFT ± SE; `reference=None`: the SFT model, KL 0)."
     rows = []
     for split, prompts in splits.items():
         m, _ = evaluate(model, tokenizer, prompts, reference=reference, judge=judge,
                         config=EvalConfig(n_prompts=len(prompts), samples_per_prompt=cfg.samples_per_prompt,
                                           max_new_tokens=cfg.max_new_tokens))
+        if reference is None: m.update(kl_to_sft=0.0, kl_to_sft_se=0.0)   # the SFT model itself: 0 by definition, not estimated
         rows.append({'split': split, 'step': step, **{k: m[k] for k in ('harm_rate', 'helpfulness', 'distinct_2',
                                                                        'kl_to_sft', 'kl_to_sft_se', 'stopped_rate')}})
     return rows
@@ -124,7 +125,7 @@ def prepare_sft(cfg, out, progress=False):
     model, tokenizer = load_model('tiny-gpt2', texts=source.tokenizer_texts(), seed=0)
     sft(model, tokenizer, source.sft_corpus(), SFTConfig(epochs=cfg.sft_epochs, lr=cfg.sft_lr, seed=0, mixed_precision='no'),
         progress=progress)
-    rows = _eval_rows(model, tokenizer, model, cfg, 0, make_judge('harm-world'), eval_splits(cfg))
+    rows = _eval_rows(model, tokenizer, None, cfg, 0, make_judge('harm-world'), eval_splits(cfg))
     with atomic_dir(out / 'sft') as tmp:
         save_model(model, tokenizer, tmp)
         (tmp / 'study_sft.json').write_text(json.dumps({'key': key, 'rows': rows}))

@@ -113,3 +113,19 @@ def test_unknown_judge_fails_before_any_work(tmp_path):
     res = d2o_edu('run', '--out', str(tmp_path / 'x'), '--judge', str(tmp_path / 'no-such-classifier'), *SMALL)
     assert res.returncode == 2 and 'd2o-edu: error:' in res.stderr and 'no-such-classifier' in res.stderr, res.stderr[-2000:]
     assert not (tmp_path / 'x' / 'sft').exists()
+
+
+def test_each_method_gets_only_the_fields_its_loss_reads(tmp_path):
+    """No wasted work: NPO's rows carry no anchors and GA's no reference log-probs (the registry decides, chapter 03);
+    the SFT model's KL to itself is 0 by definition and not estimated; a LoRA run trains the adapters in place."""
+    from d2o_edu.losses import objective
+    for method, extra in (('npo', []), ('ga', ['--lora'])):
+        out = tmp_path / method
+        res = d2o_edu('run', '--out', str(out), '--method', method, *extra, *SMALL)
+        assert res.returncode == 0, res.stderr[-3000:]
+        assert not (out / 'anchors.jsonl').exists()
+        row = json.loads((out / 'train_rows.jsonl').read_text().splitlines()[0])
+        computed = set(row) - {'prompt', 'rejected', 'category'}
+        assert computed == set(objective(method).fields), (method, sorted(row))
+        metrics = json.loads((out / 'metrics.json').read_text())
+        assert metrics['sft']['kl_to_sft'] == 0.0 and metrics['aligned']['kl_to_sft'] != 0.0
