@@ -18,16 +18,15 @@ def token_logps(logits, labels, ignore_index=IGNORE_INDEX):
     "Per-token log-probs of the next-token `labels` under `logits` ([B,T,V], [B,T]) and the response mask, both [B,T-1]."
     if logits.dim() != 3 or labels.dim() != 2 or logits.shape[:2] != labels.shape:
         raise ValueError(f"logits must be [B,T,V] and labels [B,T] with the same B,T; got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    logits, labels = logits[:, :-1], labels[:, 1:]          # views: nothing is copied
-    mask = labels != ignore_index
-    index = labels.masked_fill(~mask, 0).unsqueeze(-1)
-    # a selective log-softmax: log π(label) = logit[label] − logsumexp(logits). Neither a [B,T,V] log-softmax nor an fp32
-    # copy of the logits is made; half-precision logits are upcast one row at a time, for an accurate logsumexp.
-    if logits.dtype in (torch.float32, torch.float64):
-        logps = logits.gather(-1, index).squeeze(-1) - logits.logsumexp(-1)
-    else:
-        logps = torch.stack([r.gather(-1, i).squeeze(-1).float() - r.float().logsumexp(-1) for r, i in zip(logits, index)])
-    return logps * mask, mask
+    mask = labels[:, 1:] != ignore_index
+    # position t predicts token t+1: shift the labels, not the logits (slicing the logits and flattening them would copy
+    # the [B,T,V] tensor); the last position predicts nothing and is dropped after the loss.
+    index = F.pad(labels[:, 1:].masked_fill(~mask, 0), (0, 1))
+    if logits.dtype in (torch.float32, torch.float64):   # a view of the logits, no copy; per row, what log_softmax[label] is
+        logps = -F.cross_entropy(logits.flatten(0, 1), index.flatten(), reduction='none').view_as(labels)
+    else:   # bf16/fp16: upcast one row at a time for an accurate normaliser, never the whole tensor at once
+        logps = -torch.stack([F.cross_entropy(row.float(), i, reduction='none') for row, i in zip(logits, index)])
+    return logps[:, :-1] * mask, mask
 
 # %% ../nbs/03_losses.ipynb #db09d4be
 def sequence_logps(logits, labels, average=False, ignore_index=IGNORE_INDEX):
