@@ -71,7 +71,8 @@ class PipelineConfig:
         return TrainConfig(method=self.method, alpha=self.alpha, beta=self.beta, steps=self.steps, batch_size=self.batch_size,
                            lr=self.lr, checkpoint_every=self.checkpoint_every, seed=self.seed,
                            mixed_precision=self.mixed_precision, anchors=self.anchors if self.method == 'd2o' else 'offline',
-                           resample_every=self.resample_every, max_new_tokens=self.max_new_tokens)
+                           resample_every=self.resample_every, max_new_tokens=self.max_new_tokens,
+                           K=self.K if self.method == 'd2o' and self.anchors == 'online' else None)
 
     def anchor_config(self):   # reference log-probs under the training run's autocast
         return AnchorConfig(K=self.K, max_new_tokens=self.max_new_tokens, seed=self.seed,
@@ -114,7 +115,8 @@ def data_stage(cfg, source, model, tokenizer, negatives, out, progress):
     for D²O, reference log-probs only where the loss compares with the reference. The main process builds and caches
     them; the other processes wait, then read the same file."""
     obj, anchors = objective(cfg.method), cfg.train_config().anchors
-    forwards, fields = obj.needs(anchors)
+    precomputed = obj.columns(anchors)                    # online anchors are sampled by the training loop, not here
+    forwards, fields = [f for f in obj.forwards if f in precomputed], [f for f in obj.fields if f in precomputed]
     if obj.data == 'pairs':
         rows = source.pairs(noise=cfg.noise, seed=cfg.seed)
         rows, path, extra = rows.select(range(min(cfg.n_train, len(rows)))), out / 'pairs.jsonl', {'noise': cfg.noise, 'seed': cfg.seed}
@@ -125,7 +127,8 @@ def data_stage(cfg, source, model, tokenizer, negatives, out, progress):
            'forwards': forwards, 'fields': fields, 'anchors': asdict(cfg.anchor_config()), **extra}
     build = lambda: reference_fields(model, tokenizer, rows, cfg.method, cfg.anchor_config(), anchors=anchors, progress=progress)
     _log(f'{cfg.method} reads {", ".join(fields) or "no reference field"}'
-         + (f': sampling K={cfg.K} anchors for {len(rows)} prompts' if 'anchors' in forwards else f' ({len(rows)} rows)'), progress)
+         + (f': sampling K={cfg.K} anchors for {len(rows)} prompts' if 'anchors' in forwards else f' ({len(rows)} rows)')
+         + (f'; K={cfg.K} anchors are re-sampled during training' if anchors == 'online' else ''), progress)
     def refuse(): raise RuntimeError(f'process {dist_state().process_index}: no cache from the main process in {out}')
     if is_main_process(): data = cached(path, key, build)
     wait_for_everyone()

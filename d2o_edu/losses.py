@@ -182,8 +182,10 @@ class Objective:
         return (tuple(f for f in self.forwards if f != 'anchors'), tuple(f for f in self.fields if f != 'ref_anchor_logps'))
 
     def columns(self, anchors='offline'):
-        "Every row field a training row must hold for this method."
+        """Every row field a training row must hold for this method before training. Online anchors are sampled (and
+        scored) by the training loop itself, so they are not among them."""
         forwards, fields = self.needs(anchors)
+        if anchors == 'online': forwards, fields = [f for f in forwards if f != 'anchors'], [f for f in fields if f != 'ref_anchor_logps']
         return ('prompt', *forwards, *fields)
 
 # %% ../nbs/03_losses.ipynb #registry-entries

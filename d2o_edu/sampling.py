@@ -75,9 +75,11 @@ def _token_counts(tokenizer, prompts, responses, max_length):
 
 def reference_fields(model, tokenizer, rows, method, config=AnchorConfig(), anchors='offline', progress=True) -> Dataset:
     """Add to `rows` the fields `method`'s loss reads (its registry entry, chapter 03) and nothing else: K anchors
-    sampled from `model` for D²O, reference log-probs of the responses a loss compares, token counts for SimPO."""
+    sampled from `model` for D²O (not for online anchors, which training samples), reference log-probs of the responses
+    a loss compares, token counts for SimPO."""
     from d2o_edu.losses import objective
-    forwards, fields = objective(method).needs(anchors)
+    precomputed = objective(method).columns(anchors)      # online anchors: sampled by the training loop, not here
+    forwards, fields = [f for f in objective(method).forwards if f in precomputed], [f for f in objective(method).fields if f in precomputed]
     columns = {c: rows[c] for c in rows.column_names}
     prompts, mp = list(rows['prompt']), config.mixed_precision
     if 'anchors' in forwards:

@@ -48,6 +48,7 @@ class TrainConfig:
     anchors: str = 'offline'       # D²O: 'offline' (sampled once from π_r), 'online' (re-sampled from π_θ), 'none' (no anchor term)
     resample_every: int = 10       # online anchors: steps between re-samplings
     max_new_tokens: int = 48       # online anchors: length cap of a sampled anchor (as AnchorConfig's)
+    K: int | None = None           # online anchors: anchors per prompt (None: as many as the rows already carry)
     optimizer: str = 'adamw'       # 'adamw', or 'sgd': plain gradient descent, whose steps shrink with σ(−margin)
     length_normalize: bool = False # D²O on per-token (mean) log-probs instead of summed ones (an ablation)
 
@@ -63,6 +64,7 @@ class TrainConfig:
             raise ValueError(f"anchors={self.anchors!r} and length_normalize={self.length_normalize} are D²O settings; "
                              f"method {self.method!r} takes the defaults")
         if int(self.resample_every) < 1: raise ValueError(f'resample_every must be >= 1, got {self.resample_every!r}')
+        if self.K is not None and (int(self.K) != self.K or self.K < 1): raise ValueError(f'K must be an integer >= 1, got {self.K!r}')
 
 # %% ../nbs/08_training.ipynb #23a8d039
 def encode_rows(rows, method, tokenizer, max_length, anchors='offline'):
@@ -207,7 +209,7 @@ def resample_anchors(policy, reference, tokenizer, rows, indices, config, step, 
     """Online anchors: K fresh samples per row of `indices` from the *current* policy, scored under the reference
     (`reference`, or the policy with its adapters disabled). Returns {row index: the new anchor fields}. Seeded by
     (seed, step), so a resumed run draws what an uninterrupted one would."""
-    K = len(rows[indices[0]]['anchor_ids'])
+    K = config.K or len(rows[indices[0]]['anchor_ids'])
     texts, prompt_ids, anchor_ids = generate(policy, tokenizer, [rows[i]['prompt'] for i in indices], num_return_sequences=K,
                                              max_new_tokens=config.max_new_tokens, seed=config.seed * 1_000_003 + step,
                                              return_ids=True)
@@ -230,16 +232,19 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
     accelerator = make_accelerator(config.mixed_precision)
     rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
     shard(list(range(min(config.batch_size, len(rows)))), rank, world)       # fail now, not at step 1
-    if config.method == 'd2o' and config.anchors != 'none' and 'ref_anchor_logps' not in rows[0]:
+    online = config.method == 'd2o' and config.anchors == 'online'
+    if config.method == 'd2o' and config.anchors == 'offline' and 'ref_anchor_logps' not in rows[0]:
         raise ValueError('D²O needs rows with anchors (sample_anchors, chapter 07); anchors="none" trains without them')
+    if online and config.K is None and 'anchor_ids' not in rows[0]:
+        raise ValueError('online anchors: set TrainConfig.K (anchors per prompt) or give rows that carry anchors')
     missing = [c for c in objective(config.method).columns(config.anchors)
                if c not in rows[0] and not (c == 'anchors' and 'anchor_ids' in rows[0])]
     if missing: raise ValueError(f'method {config.method!r} needs the row field(s) {missing}, which row 0 lacks (it has '
                                  f'{sorted(rows[0])}): sample_anchors / score_pairs (chapter 07) add the reference fields')
-    online = config.method == 'd2o' and config.anchors == 'online'
     if online and reference is None and not is_peft_model(model):
         raise ValueError('online anchors are scored under the reference: pass train(..., reference=the SFT model)')
-    encoded = encode_rows(rows, config.method, tokenizer, context_length(model), config.anchors)
+    fresh = online and 'anchor_ids' not in rows[0]     # online anchors not sampled yet: encoded when they are
+    encoded = [None] * len(rows) if fresh else encode_rows(rows, config.method, tokenizer, context_length(model), config.anchors)
     set_seed(config.seed)
     disable_dropout(model)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -129,3 +129,15 @@ def test_each_method_gets_only_the_fields_its_loss_reads(tmp_path):
         assert computed == set(objective(method).fields), (method, sorted(row))
         metrics = json.loads((out / 'metrics.json').read_text())
         assert metrics['sft']['kl_to_sft'] == 0.0 and metrics['aligned']['kl_to_sft'] != 0.0
+
+
+def test_online_anchors_are_not_sampled_before_training(tmp_path):
+    "Online D²O re-samples its anchors from the policy at step 0: sampling offline anchors first would be thrown away."
+    out = tmp_path / 'online'
+    res = d2o_edu('run', '--out', str(out), '--anchors', 'online', '--resample-every', '2', *SMALL)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not (out / 'anchors.jsonl').exists()
+    row = json.loads((out / 'train_rows.jsonl').read_text().splitlines()[0])
+    assert set(row) == {'prompt', 'rejected', 'ref_rejected_logps'}
+    log = [json.loads(l) for l in (out / 'train_log.jsonl').read_text().splitlines()]
+    assert len(log) == 3 and log[-1]['anchor_term'] != 0.0     # the anchors sampled during training are used
