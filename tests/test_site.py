@@ -25,7 +25,7 @@ REQUIRED = os.environ.get('D2O_SITE_REQUIRED', '') == '1'
 CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
 CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
                  '--disable-background-networking', '--disable-component-update', '--disable-sync']
-HOW = 'build it with `bash .ci/site` (full size, ~20 min on 2 cores; `bash .ci/site --small` for a quick look)'
+HOW = 'build it with `bash .ci/site` (full size, ~10 min on 2 cores; `bash .ci/site --small` for a quick look)'
 
 
 def _chapters():

@@ -24,18 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
-# Chapters the site runs at test size (IN_TEST=1), and why: the page then says so in an admonition.
-SMALL = {
-    '10_landscapes': 'at full size it had not finished after 12 minutes on 2 cores (the build budget is ~25 minutes '
-                     'for the whole course).',
-    '13_cli': 'at full size it trains the whole default pipeline and had not finished after 12 minutes on 2 cores '
-              '(the build budget is ~25 minutes for the whole course).',
-}
+# Chapters the site runs at test size (IN_TEST=1), and why: the page then says so in an admonition. None today: at
+# full size on 2 cores (one torch thread per kernel) the longest are 13_cli (~6 min) and 10_landscapes (~2 min).
+SMALL = {}
 # Seconds after which one cell is stopped (the chapter then shows the timeout error, and the site test fails).
 CELL_TIMEOUT = 1800
 # Longest chapters first, so that two workers finish together (measured at full size on 2 cores; unknown ones last).
-LONG_FIRST = ['13_cli', '10_landscapes', '08_training', '10b_widgets', '09a_judges', '02_toy', '06_sft', '07_sampling',
-              '09_evaluation', '01_preferences', '03_losses', '11_capstone', '05_models', '04_data']
+LONG_FIRST = ['13_cli', '10_landscapes', '06_sft', '08_training', '10b_widgets', '09_evaluation', '09a_judges', '07_sampling',
+              '03_losses', '11_capstone', '04_data', '02_toy', '01_preferences', '05_models']
 
 
 def page_name(nb_path):
@@ -206,7 +202,7 @@ def to_myst(nb, title, desc, colab_url, small_reason, site_url):
             elif 'text/html' in data and _CDN.search(_text(data['text/html'])):
                 continue                                              # plotly's require.js/CDN loader snippet
             if any(k.startswith('image/') for k in data): stats['images'] += 1
-            if 'text/markdown' in o['data']:
+            if 'text/markdown' in o.get('data', {}):
                 md = _text(o['data']['text/markdown'])
                 if src.startswith('show_doc('): md = re.sub(r'^\s*---\s*\n', '', md)   # Quarto's rule: not in MyST
                 o['data']['text/markdown'] = md.replace(site_url, '') if site_url else md
@@ -234,7 +230,7 @@ def build_one(src, work, srcdir, small_reason, all_small, threads=1, limit=480):
     os.environ['PATH'] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get('PATH', '')
     for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):         # cores shared among the kernels running at once
         os.environ.setdefault(k, str(threads))
-    wnb = work / 'nbs' / src.relative_to(ROOT / 'nbs')
+    wnb = work / 'repo' / 'nbs' / src.relative_to(ROOT / 'nbs')
     stage_a(src, wnb)
     t0 = time.time()
     try: executed = execute(wnb, wnb.parent, CELL_TIMEOUT, None if rec['small'] else limit)
@@ -289,6 +285,8 @@ def main():
     ap.add_argument('--jobs', type=int, default=int(os.environ.get('D2O_SITE_JOBS', 2)),
                     help='notebooks executed at once (default 2)')
     ap.add_argument('--small', action='store_true', help='execute every chapter at test size (IN_TEST=1): a quick look')
+    ap.add_argument('--full-size', action='store_true',
+                    help='ignore SMALL: try every chapter at full size (still within --chapter-limit): to re-measure')
     ap.add_argument('--only', default='', help='regex: build only the notebooks whose file name matches (plus index)')
     ap.add_argument('--chapter-limit', type=float, default=float(os.environ.get('D2O_SITE_CHAPTER_LIMIT', 480)),
                     help='seconds a chapter may take at full size; past it, it is run at test size and says so (480)')
@@ -301,10 +299,10 @@ def main():
     work = Path(tempfile.mkdtemp(prefix='d2o_site_'))
     srcdir = work / 'site'
     print(f'== site: {len(nbs)} notebooks, {a.jobs} at a time, temporary copy in {work}', flush=True)
-    # the temporary copy the notebooks run in: nbs/ and data/ (the package itself is imported from the install)
-    shutil.copytree(ROOT / 'nbs', work / 'nbs', ignore=shutil.ignore_patterns('.ipynb_checkpoints', 'runs', '_*'))
-    if (ROOT / 'data').exists(): shutil.copytree(ROOT / 'data', work / 'data')
-    shutil.copy2(ROOT / 'settings.ini', work / 'settings.ini')
+    # the temporary copy the notebooks run in: the working tree without git, environments, builds and runs (chapters
+    # read ../data and ../tests/fixtures; the package itself is imported from the install)
+    shutil.copytree(ROOT, work / 'repo', ignore=shutil.ignore_patterns(
+        '.git', '.venv*', '_docs', '_proc', 'runs', '__pycache__', '*.egg-info', '.ipynb_checkpoints', '.pytest_cache'))
     srcdir.mkdir()
 
     rank = {n: i for i, n in enumerate(LONG_FIRST)}
@@ -312,7 +310,7 @@ def main():
     recs = {}
     with ProcessPoolExecutor(max_workers=max(1, a.jobs), mp_context=get_context('spawn')) as ex:
         threads = max(1, (os.cpu_count() or 1) // max(1, a.jobs))
-        futs = {ex.submit(_build_one_safe, p, work, srcdir, SMALL.get(p.stem, ''), a.small, threads, a.chapter_limit): p
+        futs = {ex.submit(_build_one_safe, p, work, srcdir, '' if a.full_size else SMALL.get(p.stem, ''), a.small, threads, a.chapter_limit): p
                 for p in todo}
         for f in as_completed(futs):
             r = f.result(); recs[futs[f]] = r
