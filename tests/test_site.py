@@ -63,7 +63,9 @@ def site(manifest):
         def log_message(self, *a): pass
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
-    server = ThreadingHTTPServer(('127.0.0.1', port), functools.partial(Quiet, directory=str(DOCS)))
+    class Server(ThreadingHTTPServer):
+        def handle_error(self, request, client_address): pass    # the browser closing a connection mid-file
+    server = Server(('127.0.0.1', port), functools.partial(Quiet, directory=str(DOCS)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=30_000)

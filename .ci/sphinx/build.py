@@ -127,6 +127,7 @@ def stage_b(executed, src_path):
 
 # ------------------------------------------------------------------------------------------- myst-nb conversion
 _CDN = re.compile(r'cdn\.plot\.ly|require\.config|requirejs|cdn\.jsdelivr|unpkg\.com', re.I)
+_PROGRESS = re.compile(r'\d+%\||\bit/s\b|\?it/s|examples/s|ba/s|\[\d\d:\d\d')
 _QUARTO = re.compile(r'^#\|\s*([\w-]+)\s*:\s*(.*?)\s*$')
 COLAB_IMG = 'https://colab.research.google.com/assets/colab-badge.svg'
 
@@ -195,6 +196,8 @@ def to_myst(nb, title, desc, colab_url, small_reason, site_url):
                 fig = data['application/vnd.plotly.v1+json']
                 o['data'] = {'text/html': _plotly_html(fig, first_plot), 'text/plain': '<plotly figure>'}
                 first_plot = False; stats['plotly'] += 1
+            elif 'application/vnd.jupyter.widget-view+json' in data and _PROGRESS.search(_text(data.get('text/plain'))):
+                continue                                              # a progress bar (tqdm in a notebook)
             elif 'application/vnd.jupyter.widget-view+json' in data:
                 stats['widgets'] += 1
                 o['data'] = {'text/markdown': ':::{note}\nAn interactive widget is shown here when the notebook runs '
@@ -225,7 +228,7 @@ def build_one(src, work, srcdir, small_reason, all_small, threads=1, limit=480):
     rec = dict(notebook=f'nbs/{src.name}', page=page_name(src) + '.html', small=bool(small_reason or all_small))
     os.environ.pop('IN_TEST', None)
     if rec['small']: os.environ['IN_TEST'] = '1'
-    os.environ.update(TQDM_DISABLE='1', HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
+    os.environ.update(TQDM_DISABLE='1', HF_DATASETS_DISABLE_PROGRESS_BARS='1', HF_HUB_DISABLE_PROGRESS_BARS='1', HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
                       TOKENIZERS_PARALLELISM='false', PYTHONWARNINGS='ignore::DeprecationWarning')
     os.environ['PATH'] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get('PATH', '')
     for k in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):         # cores shared among the kernels running at once
@@ -333,12 +336,14 @@ def main():
 
     print('== sphinx', flush=True)
     t1 = time.time()
-    if out.exists(): shutil.rmtree(out)
+    html = work / 'build' / 'html'                            # myst-nb writes jupyter_execute/ beside the output
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-j', str(max(1, a.jobs)), '-d', str(work / 'doctrees'),
-           str(srcdir), str(out)]
-    rc = subprocess.call(cmd)
+           str(srcdir), str(html)]
+    rc = subprocess.call(cmd, cwd=work)
     t_sphinx = time.time() - t1
     if rc: sys.exit(f'sphinx-build failed (exit {rc})')
+    if out.exists(): shutil.rmtree(out)
+    shutil.copytree(html, out)
     (out / '.nojekyll').write_text('')
     manifest = dict(pages=[dict(recs[p], order=i) for i, p in enumerate(nbs) if p in recs],
                     exec_seconds=round(t_exec, 1), sphinx_seconds=round(t_sphinx, 1),
