@@ -20,6 +20,7 @@ from .sft import sft, SFTConfig
 from .sampling import AnchorConfig, reference_fields, cached, model_fingerprint, rows_fingerprint
 from .training import TrainConfig, train, read_log, METHODS, ANCHOR_MODES
 from .losses import objective
+from .bench import add_bench_parser, bench_main
 from .study import ARMS, ABLATIONS, StudyConfig, quick_config, run_study, rerun_job, verdicts
 from .evaluation import EvalConfig, evaluate, compare, samples_table_html
 from .judges import make_judge, parse_harm_labels
@@ -314,6 +315,7 @@ def build_parser():
     for f in ('resample_every', 'batch_size', 'lr', 'sft_epochs', 'sft_lr', 'n_train', 'n_eval', 'noise', 'max_new_tokens',
               'checkpoint_every'):
         r.add_argument('--' + f.replace('_', '-'), type=type(getattr(d, f)), default=getattr(d, f))
+    add_bench_parser(sub)                                 # d2o-edu bench (chapter 13a)
     st = sub.add_parser('study', help='the evidence study (chapter 11): tuned comparison of every method over seeds, ablations, '
                         'verdicts', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     st.add_argument('--out', default='runs/study', help='output folder (study.json, report.html; jobs/ holds every finished run)')
@@ -351,6 +353,7 @@ def main(argv=None):
     "Entry point of the `d2o-edu` console script."
     args = build_parser().parse_args(argv)
     if args.command == 'study': return study_main(args, argv)
+    if args.command == 'bench': return bench_main(args)
     if args.command == 'run':
         names = {f.name for f in fields(PipelineConfig)}
         try: cfg = PipelineConfig(**{k: v for k, v in vars(args).items() if k in names})
