@@ -128,6 +128,11 @@ def test_chapter_page(site, manifest, nb, html):
         assert not bad, f'{nb.name}: stderr reports errors:\n' + '\n---\n'.join(s[-1500:] for s in bad)
         for s in stderr: print(f'{nb.name}: stderr box (not an error): {s[:300]!r}')
 
+        # no MyST/Quarto markup left as text (directives, attributes of show_doc's links)
+        text = main.inner_text()
+        for raw in (':::{', '{target=', '#| '):
+            assert raw not in text, f'{nb.name}: unrendered markup {raw!r} in the page'
+
         # plotly figures: as many drawn by plotly.js as the executed notebook produced
         n_src = _figure_cells(nb)
         n_fig = rec.get('plotly', 0)

@@ -25,6 +25,7 @@ root_doc = 'index'
 nb_execution_mode = 'off'
 nb_output_stderr = 'show'
 nb_merge_streams = True
+nb_render_markdown_format = 'myst'       # markdown outputs (show_doc, notes) are MyST, like the cells
 nb_ipywidgets_js = {}                    # the widget manager comes from a CDN: widgets are replaced by a note instead
 myst_enable_extensions = ['dollarmath', 'amsmath', 'colon_fence', 'deflist', 'html_image', 'substitution', 'attrs_inline']
 myst_dmath_double_inline = True
