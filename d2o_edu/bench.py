@@ -167,6 +167,8 @@ def _memory_probe(variant, quick):
     loss, _ = method_loss(policy, rows, encoded, TrainConfig(method='d2o'), tok.pad_token_id, 'cpu')   # ... the policy trains
     loss.backward(); opt.step()
     if torch.cuda.is_available(): return torch.cuda.max_memory_allocated() / 2**20
+    status = Path('/proc/self/status')   # VmHWM: this process's own peak; ru_maxrss would include the parent's at fork time
+    if status.exists(): return next(int(l.split()[1]) for l in status.read_text().splitlines() if l.startswith('VmHWM')) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def lora_memory(quick, reps=1):
@@ -231,7 +233,7 @@ def run_bench(out=None, reps=5, quick=False, threads=None, progress=True):
         results['ours_dpo_over_trl_dpo_throughput'][name] = dpo_vs_trl(model, tok, pairs[:s['dpo_batch'] * (reps + 2)],
                                                                        reps, batch_size=s['dpo_batch'])
         say(f'{name}: anchor sampling')
-        both = sampling_speed(model, tok, (prompts * 8)[:s['prompts']], s['K'], s['new_tokens'], max(2, reps // 2))
+        both = sampling_speed(model, tok, (prompts * 8)[:s['prompts']], s['K'], s['new_tokens'], max(3, reps // 2 + 1))
         results['batched_anchor_speedup_over_loop'][name] = both['speedup']
         results['anchor_sampling_over_bare_generate'][name] = both['overhead']
     say('gpt2-small-shape: peak memory, LoRA reference vs frozen copy (fresh processes)')
