@@ -220,9 +220,9 @@ def run_bench(out=None, reps=5, quick=False, threads=None, progress=True):
     models, tok = bench_models(quick)
     rows, pairs = anchored_rows(models['tiny-gpt2'], tok, 8, 4, 16 if quick else 24)
     prompts = [r['prompt'] for r in rows]
-    sizes = {  # per model: (D²O rows, DPO batch, sampling prompts, K, new tokens) — GPT-2 small is ~125x the tiny model
+    sizes = {  # per model: D²O rows, DPO batch, sampling prompts (64: AnchorConfig's batch), K, new tokens
         'tiny-gpt2': dict(d2o_rows=8, dpo_batch=4, prompts=64 if not quick else 8, K=4, new_tokens=24 if not quick else 8),
-        'gpt2-small-shape': dict(d2o_rows=2, dpo_batch=2, prompts=8 if not quick else 4, K=2, new_tokens=12 if not quick else 4)}
+        'gpt2-small-shape': dict(d2o_rows=2, dpo_batch=2, prompts=64 if not quick else 4, K=2, new_tokens=12 if not quick else 4)}
     results = {name: {} for name in GOALS}
     for name, model in models.items():
         s = sizes[name]
