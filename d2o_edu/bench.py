@@ -218,11 +218,16 @@ def run_bench(out=None, reps=5, quick=False, threads=None, progress=True):
     torch.set_num_threads(threads)
     say = (lambda m: print(f'[bench] {m}', file=sys.stderr, flush=True)) if progress else (lambda m: None)
     models, tok = bench_models(quick)
-    rows, pairs = anchored_rows(models['tiny-gpt2'], tok, 8, 4, 16 if quick else 24)
+    rows_cfg = dict(n=8, K=4, max_new_tokens=16 if quick else 24)   # training rows, anchors sampled by the tiny model
+    rows, pairs = anchored_rows(models['tiny-gpt2'], tok, rows_cfg['n'], rows_cfg['K'], rows_cfg['max_new_tokens'])
     prompts = [r['prompt'] for r in rows]
     sizes = {  # per model: D²O rows, DPO batch, sampling prompts (64: AnchorConfig's batch), K, new tokens
         'tiny-gpt2': dict(d2o_rows=8, dpo_batch=4, prompts=64 if not quick else 8, K=4, new_tokens=24 if not quick else 8),
         'gpt2-small-shape': dict(d2o_rows=2, dpo_batch=2, prompts=64 if not quick else 4, K=2, new_tokens=12 if not quick else 4)}
+    shape = {k: getattr(models['gpt2-small-shape'].config, k) for k in ('n_layer', 'n_embd', 'n_head', 'vocab_size')}
+    config = dict(sizes=sizes, gpt2_small_shape=shape, dtype=str(next(models['tiny-gpt2'].parameters()).dtype),
+                  training_rows=rows_cfg, max_length=128, dpo_warmup_steps=2, sampling_reps=max(3, reps // 2 + 1),
+                  pipeline=dict(n_train=16, n_eval=8, K=4, max_new_tokens=12, steps=4, batch_size=4))
     results = {name: {} for name in GOALS}
     for name, model in models.items():
         s = sizes[name]
@@ -233,7 +238,7 @@ def run_bench(out=None, reps=5, quick=False, threads=None, progress=True):
         results['ours_dpo_over_trl_dpo_throughput'][name] = dpo_vs_trl(model, tok, pairs[:s['dpo_batch'] * (reps + 2)],
                                                                        reps, batch_size=s['dpo_batch'])
         say(f'{name}: anchor sampling')
-        both = sampling_speed(model, tok, (prompts * 8)[:s['prompts']], s['K'], s['new_tokens'], max(3, reps // 2 + 1))
+        both = sampling_speed(model, tok, (prompts * 8)[:s['prompts']], s['K'], s['new_tokens'], config['sampling_reps'])
         results['batched_anchor_speedup_over_loop'][name] = both['speedup']
         results['anchor_sampling_over_bare_generate'][name] = both['overhead']
     say('gpt2-small-shape: peak memory, LoRA reference vs frozen copy (fresh processes)')
@@ -245,7 +250,9 @@ def run_bench(out=None, reps=5, quick=False, threads=None, progress=True):
     record = {'goals': {k: f'{op} {g}' for k, (op, g) in GOALS.items()}, 'ratios': results, 'quick': quick, 'reps': reps,
               'threads': threads, 'device': 'cuda' if torch.cuda.is_available() else 'cpu', 'machine': platform.platform(),
               'processor': platform.processor() or platform.machine(), 'cpus': os.cpu_count(),
-              'versions': package_versions(), 'wall_s': round(time.time() - t0, 1)}
+              'config': config,
+              'versions': package_versions(('d2o_edu', 'torch', 'transformers', 'trl', 'accelerate', 'peft', 'datasets')),
+              'wall_s': round(time.time() - t0, 1)}
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(record, indent=1))

@@ -32,7 +32,8 @@ def test_quick_bench_writes_every_ratio_with_its_repetitions(tmp_path):
     assert all(len(r['reps']['d2o_step_s']) == 2 == len(r['reps']['bare_fwd_bwd_s']) for r in timed.values())
     refs = record['ratios']['reference_forwards_per_unique_sequence']['tiny-gpt2']
     assert refs['forwards'] == refs['expected_sequences'] == 16 * (4 + 1) + 8   # K=4 anchors + 1 negative per row, 8 evals
-    assert {'versions', 'threads', 'wall_s', 'machine'} <= set(record)
+    assert {'versions', 'threads', 'wall_s', 'machine', 'config'} <= set(record)
+    assert {'torch', 'transformers', 'trl'} <= set(record['versions']) and record['quick']
 
 
 def test_bench_rejects_bad_arguments():
