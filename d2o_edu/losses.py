@@ -176,6 +176,15 @@ class Objective:
     loss: Callable             # loss(policy: PolicyLogps, refs: dict of tensors, config) -> (loss, metrics)
     no_grad: tuple = ()        # forwarded fields that need no gradient (KTO's mismatched responses)
 
+    @property
+    def uses_anchors(self) -> bool:
+        "Whether the method forwards K self-sampled anchors, and so has anchor settings (K, offline/online/none)."
+        return 'anchors' in self.forwards
+
+    def anchor_mode(self, anchors='offline') -> str:
+        "The anchor setting that applies to this method: `anchors` for a method with anchors, 'offline' (none to sample) otherwise."
+        return anchors if self.uses_anchors else 'offline'
+
     def needs(self, anchors='offline'):
         "(forwarded fields, precomputed fields) of this method; D²O with `anchors='none'` drops everything about anchors."
         if anchors != 'none': return self.forwards, self.fields
