@@ -5,7 +5,9 @@
 # %% auto #0
 __all__ = ['METHODS', 'PAIR_METHODS', 'NEGATIVE_METHODS', 'ANCHOR_MODES', 'OPTIMIZERS', 'TrainConfig', 'encode_rows',
            'policy_logps', 'method_loss', 'batch_indices', 'save_checkpoint', 'load_weights', 'load_trainer_state',
-           'latest_checkpoint', 'disable_dropout', 'shard', 'window_rows', 'resample_anchors', 'train', 'read_log']
+           'latest_checkpoint', 'disable_dropout', 'shard', 'window_rows', 'resample_anchors', 'TrainRun', 'Callback',
+           'OnlineAnchors', 'JsonlLog', 'ProgressBar', 'save_step', 'Checkpoints', 'StepHook', 'check_train_inputs',
+           'make_optimizer', 'resume_from', 'stop_if_not_finite', 'step_record', 'train', 'read_log']
 
 # %% ../nbs/08_training.ipynb #292f8e1c
 import json, math, random, time
@@ -60,8 +62,10 @@ class TrainConfig:
             if int(getattr(self, name)) < 1: raise ValueError(f'{name} must be >= 1, got {getattr(self, name)!r}')
         if self.anchors not in ANCHOR_MODES: raise ValueError(f'anchors must be one of {", ".join(ANCHOR_MODES)}, got {self.anchors!r}')
         if self.optimizer not in OPTIMIZERS: raise ValueError(f'optimizer must be one of {", ".join(OPTIMIZERS)}, got {self.optimizer!r}')
-        if self.method != 'd2o' and (self.anchors != 'offline' or self.length_normalize):
-            raise ValueError(f"anchors={self.anchors!r} and length_normalize={self.length_normalize} are D²O settings; "
+        obj = objective(self.method)            # the registry says which methods have anchor settings, not a name
+        if obj.anchor_mode(self.anchors) != self.anchors or (self.length_normalize and 'length_normalize' not in obj.hparams):
+            anchored = '/'.join(o.label for o in OBJECTIVES.values() if o.uses_anchors)
+            raise ValueError(f"anchors={self.anchors!r} and length_normalize={self.length_normalize} are {anchored} settings; "
                              f"method {self.method!r} takes the defaults")
         if int(self.resample_every) < 1: raise ValueError(f'resample_every must be >= 1, got {self.resample_every!r}')
         if self.K is not None and (int(self.K) != self.K or self.K < 1): raise ValueError(f'K must be an integer >= 1, got {self.K!r}')
@@ -218,108 +222,208 @@ def resample_anchors(policy, reference, tokenizer, rows, indices, config, step, 
     return {i: dict(anchors=t, anchor_ids=a, prompt_ids=p, ref_anchor_logps=r)
             for i, t, a, p, r in zip(indices, texts, anchor_ids, prompt_ids, ref.tolist())}
 
+# %% ../nbs/08_training.ipynb #loop0002
+@dataclass
+class TrainRun:
+    "What the loop and its callbacks share: the run's settings and objects, and where it stands."
+    config: TrainConfig
+    tokenizer: object
+    accelerator: object
+    out_dir: Path
+    rows: list                 # the training rows (online anchors replace their anchor fields)
+    encoded: list              # their tokenised responses (`encode_rows`), row by row
+    max_length: int            # the model's context length, read before `prepare` (a DDP wrapper has no `.config`)
+    model: object              # the prepared model: a DDP wrapper on N processes (`policy` is the model inside)
+    optimizer: object
+    scheduler: object
+    callbacks: list
+    start: int = 0             # the step this call starts at (a resumed checkpoint's)
+    end: int = 0               # the step it stops at (`stop_at`, or the last one)
+    done: int = None           # steps completed so far
+    t0: float = field(default_factory=time.time)
+
+    def __post_init__(self): self.done = self.start if self.done is None else self.done
+    @property
+    def main(self) -> bool: return self.accelerator.is_main_process
+    @property
+    def policy(self): return self.accelerator.unwrap_model(self.model)
+
+class Callback:
+    """A hook into `train`; every method is a no-op here: override the ones you need. Every process calls them (the
+    built-in ones that write files do so on the main process only). `state_dict` goes into each checkpoint's trainer
+    state and `load_state_dict` gets that state back on resume: a callback with state resumes where it stopped."""
+    def on_train_begin(self, run: TrainRun): pass
+    def on_step_begin(self, run: TrainRun, step: int): pass
+    def on_step_end(self, run: TrainRun, record: dict): pass   # `record`: the step's log line; `run.done` steps are done
+    def on_train_end(self, run: TrainRun): pass                # also after an error
+    def state_dict(self) -> dict: return {}
+    def load_state_dict(self, state: dict): pass
+
+class OnlineAnchors(Callback):
+    "Online anchors: at the start of every window of `resample_every` steps, fresh ones for the rows the window trains on."
+    def __init__(self, reference): self.reference, self.live = reference, {}
+    def use(self, run, new):                   # put (re-)sampled anchors into the rows and their encodings
+        for i, fields in new.items():
+            run.rows[i].update(fields)
+            run.encoded[i] = encode_rows([run.rows[i]], run.config.method, run.tokenizer, run.max_length, run.config.anchors)[0]
+        self.live = dict(new)
+    def on_train_begin(self, run): self.use(run, self.live)   # resumed: the anchors of the window the checkpoint fell in
+    def on_step_begin(self, run, step):
+        if step % run.config.resample_every: return
+        rows = window_rows(step, run.config.steps, len(run.rows), run.config)   # every process draws the same anchors
+        self.use(run, resample_anchors(run.policy, self.reference, run.tokenizer, run.rows, rows, run.config, step,
+                                       run.accelerator.mixed_precision))
+    def state_dict(self): return {'online_anchors': dict(self.live)}
+    def load_state_dict(self, state): self.live = dict(state.get('online_anchors', {}))
+
+class JsonlLog(Callback):
+    "`train_log.jsonl`, one JSON record per step, by the main process; a resumed run first drops the lines after its step."
+    def on_train_begin(self, run):
+        self.file, path = None, run.out_dir / 'train_log.jsonl'
+        if not run.main: return
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        kept = [l for l in path.read_text().splitlines() if json.loads(l)['step'] <= run.start] if run.start and path.exists() else []
+        path.write_text(''.join(l + '\n' for l in kept))
+        self.file = open(path, 'a')
+    def on_step_end(self, run, record):
+        if self.file: self.file.write(json.dumps(record) + '\n'); self.file.flush()
+    def on_train_end(self, run):
+        if self.file: self.file.close()
+
+class ProgressBar(Callback):
+    "A tqdm bar over the whole run (a resumed one starts where it stopped) with the last loss, on the main process."
+    def __init__(self, enabled=True): self.enabled = enabled
+    def on_train_begin(self, run):
+        self.bar = tqdm(total=run.config.steps, initial=run.start, desc=run.config.method, disable=not self.enabled or not run.main)
+    def on_step_end(self, run, record): self.bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False); self.bar.update()
+    def on_train_end(self, run): self.bar.close()
+
+def save_step(run, n) -> Path:
+    "Checkpoint `out_dir/checkpoints/step-n` (written by the main process), with every callback's state in the trainer state."
+    path = run.out_dir / 'checkpoints' / f'step-{n:06d}'
+    if run.main: save_checkpoint(path, run.policy, run.tokenizer, run.optimizer, run.scheduler, n,
+                                 {k: v for cb in run.callbacks for k, v in cb.state_dict().items()})
+    return path
+
+class Checkpoints(Callback):
+    "A checkpoint every `checkpoint_every` steps and at the call's last step; every process waits until it is written."
+    def on_step_end(self, run, record):
+        if run.done == run.end or (run.config.checkpoint_every and run.done % run.config.checkpoint_every == 0):
+            save_step(run, run.done)
+            run.accelerator.wait_for_everyone()
+
+class StepHook(Callback):
+    "`train(on_step=fn)`: `fn(step, model)` after every step (and its checkpoint), on the main process, with the bare model."
+    def __init__(self, fn): self.fn = fn
+    def on_step_end(self, run, record):
+        if run.main: self.fn(run.done, run.policy)
+
+# %% ../nbs/08_training.ipynb #loop0004
+def check_train_inputs(rows, model, config, reference, world):
+    "Fail before any work: no rows, a batch that `world` processes cannot share, rows without what the method reads."
+    if not rows: raise ValueError('no training rows')
+    shard(list(range(min(config.batch_size, len(rows)))), 0, world)        # fail now, not at step 1
+    obj = objective(config.method)
+    mode = obj.anchor_mode(config.anchors)
+    if obj.uses_anchors and mode == 'offline' and 'ref_anchor_logps' not in rows[0]:
+        raise ValueError(f'{obj.label} needs rows with anchors (sample_anchors, chapter 07); anchors="none" trains without them')
+    if mode == 'online' and config.K is None and 'anchor_ids' not in rows[0]:
+        raise ValueError('online anchors: set TrainConfig.K (anchors per prompt) or give rows that carry anchors')
+    missing = [c for c in obj.columns(config.anchors) if c not in rows[0] and not (c == 'anchors' and 'anchor_ids' in rows[0])]
+    if missing: raise ValueError(f'method {config.method!r} needs the row field(s) {missing}, which row 0 lacks (it has '
+                                 f'{sorted(rows[0])}): sample_anchors / score_pairs (chapter 07) add the reference fields')
+    if mode == 'online' and reference is None and not is_peft_model(model):
+        raise ValueError('online anchors are scored under the reference: pass train(..., reference=the SFT model)')
+
+def make_optimizer(params, config):
+    """(optimizer, scheduler): AdamW without weight decay, or plain SGD, and `lr_at`'s warm-up and decay. The scheduler
+    is not handed to `accelerator.prepare`: a prepared scheduler steps once per process, ending the schedule early."""
+    optimizer = (torch.optim.SGD(params, lr=config.lr) if config.optimizer == 'sgd' else
+                 torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, config.steps, 1.0, config.warmup))
+
+def resume_from(ckpt, model, optimizer, scheduler, callbacks) -> int:
+    "Load checkpoint `ckpt` (if not None): weights, optimizer, schedule, RNG and the callbacks' state. The step to go on from."
+    if ckpt is None: return 0
+    load_weights(model, ckpt)
+    state = load_trainer_state(ckpt)
+    optimizer.load_state_dict(state['optimizer']); scheduler.load_state_dict(state['scheduler'])
+    _set_rng_state(state['rng'])
+    for cb in callbacks: cb.load_state_dict(state)
+    return state['step']
+
+def stop_if_not_finite(run, loss, grad_norm, step, idx):
+    "A non-finite loss or gradient stops the run before it reaches the weights, with the last finite ones saved."
+    if torch.isfinite(loss.detach()) and torch.isfinite(torch.as_tensor(grad_norm)): return
+    path = save_step(run, run.done)            # the weights before this step are still finite
+    raise FloatingPointError(f'non-finite {"loss" if not torch.isfinite(loss.detach()) else "gradient"} at step '
+                             f'{step + 1} (loss {loss.item()}, grad norm {float(grad_norm)}) on rows {idx}; '
+                             f'the weights before it are saved in {path}')
+
+def step_record(run, step, loss, metrics, grad_norm) -> dict:
+    "A step's log line. Every shard's loss and metrics are means over equal shards: their mean is the global batch's."
+    stats = run.accelerator.reduce(torch.stack([loss.detach().float(), *[v.float() for v in metrics.values()]]), 'mean')
+    return {'step': step + 1, 'loss': stats[0].item(), 'grad_norm': float(grad_norm), 'lr': run.scheduler.get_last_lr()[0],
+            'time': round(time.time() - run.t0, 3), **{k: v.item() for k, v in zip(metrics, stats[1:])}}
+
+# %% ../nbs/08_training.ipynb #loop0006
 def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', resume=False, stop_at=None, progress=True,
-          reference=None, on_step=None):
+          reference=None, on_step=None, callbacks=()):
     """Align `model` with `config.method` on `data` (rows with cached reference log-probs); logs, checkpoints, resumes.
     `stop_at` ends this call early at that step with a checkpoint (e.g. before a Colab session runs out); resume later.
     On N processes every step is the same global batch split in N shards: the same model as one process trains.
     Online anchors need the reference network (`reference`, or a LoRA policy's disabled adapters). `on_step(step, model)`
-    runs on the main process after every step (e.g. evaluation along training); it must not change the model."""
-    out_dir = Path(out_dir)
-    log_path = out_dir / 'train_log.jsonl'
-    rows = [dict(r) for r in data]
-    if not rows: raise ValueError('no training rows')
+    runs on the main process after every step (e.g. evaluation along training); it must not change the model.
+    `callbacks`: more `Callback`s, called after the log and before the checkpoint (which then holds their state)."""
+    # setup: rows, processes, callbacks, optimizer
+    out_dir, rows = Path(out_dir), [dict(r) for r in data]
     accelerator = make_accelerator(config.mixed_precision)
-    rank, world, main = accelerator.process_index, accelerator.num_processes, accelerator.is_main_process
-    shard(list(range(min(config.batch_size, len(rows)))), rank, world)       # fail now, not at step 1
-    online = config.method == 'd2o' and config.anchors == 'online'
-    if config.method == 'd2o' and config.anchors == 'offline' and 'ref_anchor_logps' not in rows[0]:
-        raise ValueError('D²O needs rows with anchors (sample_anchors, chapter 07); anchors="none" trains without them')
-    if online and config.K is None and 'anchor_ids' not in rows[0]:
-        raise ValueError('online anchors: set TrainConfig.K (anchors per prompt) or give rows that carry anchors')
-    missing = [c for c in objective(config.method).columns(config.anchors)
-               if c not in rows[0] and not (c == 'anchors' and 'anchor_ids' in rows[0])]
-    if missing: raise ValueError(f'method {config.method!r} needs the row field(s) {missing}, which row 0 lacks (it has '
-                                 f'{sorted(rows[0])}): sample_anchors / score_pairs (chapter 07) add the reference fields')
-    if online and reference is None and not is_peft_model(model):
-        raise ValueError('online anchors are scored under the reference: pass train(..., reference=the SFT model)')
-    fresh = online and 'anchor_ids' not in rows[0]     # online anchors not sampled yet: encoded when they are
-    encoded = [None] * len(rows) if fresh else encode_rows(rows, config.method, tokenizer, context_length(model), config.anchors)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    check_train_inputs(rows, model, config, reference, world)
+    max_length = context_length(model)                          # before `prepare` wraps the model
+    online = objective(config.method).anchor_mode(config.anchors) == 'online'
+    fresh = online and 'anchor_ids' not in rows[0]              # online anchors not sampled yet: encoded when they are
+    encoded = [None] * len(rows) if fresh else encode_rows(rows, config.method, tokenizer, max_length, config.anchors)
+    callbacks = [*([OnlineAnchors(reference)] if online else []), JsonlLog(), ProgressBar(progress), *callbacks,
+                 Checkpoints(), *([StepHook(on_step)] if on_step is not None else [])]
     set_seed(config.seed)
     disable_dropout(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = (torch.optim.SGD(params, lr=config.lr) if config.optimizer == 'sgd' else
-                 torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0))
-    # not handed to accelerator.prepare: a prepared scheduler steps once per process, ending the schedule early
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, config.steps, 1.0, config.warmup))
-    start, live = 0, {}
-    ckpt = latest_checkpoint(out_dir) if resume else None
-    if ckpt is not None:
-        load_weights(model, ckpt)
-        state = load_trainer_state(ckpt)
-        optimizer.load_state_dict(state['optimizer']); scheduler.load_state_dict(state['scheduler'])
-        _set_rng_state(state['rng']); start = state['step']
-        live = state.get('online_anchors', {})   # the anchors of the re-sampling window the checkpoint fell in
-    if main:                                   # one process owns the files
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if ckpt is not None:
-            kept = [l for l in log_path.read_text().splitlines() if json.loads(l)['step'] <= start] if log_path.exists() else []
-            log_path.write_text(''.join(l + '\n' for l in kept))
-        elif log_path.exists(): log_path.unlink()
-    accelerator.wait_for_everyone()
+    optimizer, scheduler = make_optimizer(params, config)
+    # resume: weights, optimizer, schedule, RNG and the callbacks' state of the newest checkpoint
+    start = resume_from(latest_checkpoint(out_dir) if resume else None, model, optimizer, scheduler, callbacks)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    t0 = time.time()
-    log = open(log_path, 'a') if main else None
-    def use_anchors(new):                      # put (re-)sampled anchors into the rows and their encodings
-        for i, fields in new.items():
-            rows[i].update(fields)
-            encoded[i] = encode_rows([rows[i]], 'd2o', tokenizer, context_length(model))[0]
-        live.clear(); live.update(new)
-    use_anchors(dict(live))
-    save = lambda n: save_checkpoint(out_dir / 'checkpoints' / f'step-{n:06d}', accelerator.unwrap_model(model),
-                                     tokenizer, optimizer, scheduler, n, {'online_anchors': dict(live)} if online else None)
-    done = start
+    run = TrainRun(config, tokenizer, accelerator, out_dir, rows, encoded, max_length, model, optimizer, scheduler,
+                   callbacks, start=start, end=min(stop_at or config.steps, config.steps))
+    for cb in callbacks: cb.on_train_begin(run)
     try:
-        end = min(stop_at or config.steps, config.steps)
-        for step in (bar := tqdm(range(start, end), desc=config.method, disable=not progress or not main,
-                                 initial=start, total=config.steps)):
-            if online and step % config.resample_every == 0:   # every process draws the same anchors (same weights, seed)
-                use_anchors(resample_anchors(accelerator.unwrap_model(model), reference, tokenizer, rows,
-                                             window_rows(step, config.steps, len(rows), config), config, step,
-                                             accelerator.mixed_precision))
+        for step in range(run.start, run.end):
+            # anchors: online ones are re-sampled at the start of each window (`OnlineAnchors`)
+            for cb in callbacks: cb.on_step_begin(run, step)
+            # batch: this process's shard of the step's global batch
             idx = shard(batch_indices(step, len(rows), config.batch_size, config.seed), rank, world)
+            # loss
             loss, metrics = method_loss(model, [rows[i] for i in idx], [encoded[i] for i in idx], config,
                                         tokenizer.pad_token_id, accelerator.device, gather=accelerator.gather)
+            # backward: the gradient averaged over the processes, its norm clipped; non-finite stops the run
             accelerator.backward(loss)
-            grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)   # of the averaged gradient
-            if not (torch.isfinite(loss.detach()) and torch.isfinite(torch.as_tensor(grad_norm))):
-                if main: save(done)            # the weights before this step are still finite
-                raise FloatingPointError(f'non-finite {"loss" if not torch.isfinite(loss.detach()) else "gradient"} at step '
-                                         f'{step + 1} (loss {loss.item()}, grad norm {float(grad_norm)}) on rows {idx}; '
-                                         f'the weights before it are saved in {out_dir}/checkpoints/step-{done:06d}')
+            grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)
+            stop_if_not_finite(run, loss, grad_norm, step, idx)
+            # step
             optimizer.step(); scheduler.step(); optimizer.zero_grad()
-            # every shard's loss and metrics are means over equal shards: their mean is the global batch's
-            stats = accelerator.reduce(torch.stack([loss.detach().float(), *[v.float() for v in metrics.values()]]), 'mean')
-            record = {'step': step + 1, 'loss': stats[0].item(), 'grad_norm': float(grad_norm),
-                      'lr': scheduler.get_last_lr()[0], 'time': round(time.time() - t0, 3),
-                      **{k: v.item() for k, v in zip(metrics, stats[1:])}}
-            if main: log.write(json.dumps(record) + '\n'); log.flush()
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            done = step + 1
-            if done == end or (config.checkpoint_every and done % config.checkpoint_every == 0):
-                if main: save(done)
-                accelerator.wait_for_everyone()
-            if on_step is not None and main: on_step(done, accelerator.unwrap_model(model))
-    except KeyboardInterrupt:              # Ctrl-C: keep what was trained, say how to go on
-        if main and done > start: save(done)
-        raise KeyboardInterrupt(f'interrupted after step {done}; checkpoint in {out_dir}/checkpoints/step-{done:06d}: '
+            # log, then checkpoint: the callbacks' on_step_end (log, progress, yours, checkpoint, on_step)
+            record = step_record(run, step, loss, metrics, grad_norm)
+            run.done = step + 1
+            for cb in callbacks: cb.on_step_end(run, record)
+    except KeyboardInterrupt:                                   # Ctrl-C: keep what was trained, say how to go on
+        path = save_step(run, run.done) if run.done > run.start else out_dir / 'checkpoints' / f'step-{run.done:06d}'
+        raise KeyboardInterrupt(f'interrupted after step {run.done}; checkpoint in {path}: '
                                 f'rerun the same command with --resume to continue') from None
     finally:
-        if log is not None: log.close()
-    model = accelerator.unwrap_model(model).eval()
-    if main: atomic_write_text(out_dir / 'train_config.json', json.dumps({**asdict(config), 'processes': world}, indent=1))
-    return model
+        for cb in callbacks: cb.on_train_end(run)
+    if run.main: atomic_write_text(out_dir / 'train_config.json', json.dumps({**asdict(config), 'processes': world}, indent=1))
+    return run.policy.eval()
 
 def read_log(path):
     "The records of a `train_log.jsonl` (a file or the run folder holding it)."

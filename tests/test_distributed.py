@@ -1,9 +1,11 @@
 """N processes train the same model as one: the same run through `d2o-edu run` in 1 and in 2 CPU processes (torchrun,
 gloo), from the same starting model, compared on the learning-rate column, the logged losses, the log's lines and the
-final weights."""
+final weights: offline D²O and KTO, and online D²O, whose anchors every process re-samples during training."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 import pytest
+
+pytestmark = pytest.mark.slow        # every test here runs torchrun pairs (tens of seconds each): `pytest --slow`
 
 TRAIN = ['--sft-epochs', '0', '--n-train', '32', '--n-eval', '4', '--K', '2', '--max-new-tokens', '10',
          '--steps', '12', '--batch-size', '8', '--lr', '1e-3', '--checkpoint-every', '0']
@@ -15,13 +17,13 @@ def _env():
     return env
 
 
-def _run(nproc, out, start, method):
+def _run(nproc, out, start, method, extra=()):
     cli = [sys.executable, '-c', 'import sys; from d2o_edu.cli import main; sys.exit(main())']
     torchrun = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(nproc), '--master_port', str(29500 + nproc)]
     if nproc > 1:   # torchrun runs a script file: the console script's module entry point
         cmd = torchrun + [shutil.which('d2o-edu')]
     else: cmd = cli
-    res = subprocess.run(cmd + ['run', '--out', str(out), '--model', str(start), '--method', method] + TRAIN,
+    res = subprocess.run(cmd + ['run', '--out', str(out), '--model', str(start), '--method', method] + TRAIN + list(extra),
                          capture_output=True, text=True, env=_env(), timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     return res
@@ -65,6 +67,29 @@ def test_two_processes_train_what_one_does(start_model, tmp_path, method):
     assert json.loads((two / 'train_config.json').read_text())['processes'] == 2
     assert m1['sft'] == m2['sft']                                           # same anchors/eval: sampled once, on rank 0
     assert sorted(p.name for p in (two / 'checkpoints').iterdir()) == ['step-000012']
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which('d2o-edu') is None, reason='the d2o-edu console script is not installed')
+def test_two_processes_train_what_one_does_with_online_anchors(start_model, tmp_path):
+    """Online D²O re-samples anchors inside the loop (every 4 steps here, 3 times): each process draws the same ones from
+    the same weights and seed. (It used to crash under torchrun: the DDP-wrapped model has no `.config`.)"""
+    online = ['--anchors', 'online', '--resample-every', '4']
+    one, two = tmp_path / 'one', tmp_path / 'two'
+    _run(1, one, start_model, 'd2o', online)
+    _run(2, two, start_model, 'd2o', online)
+    log1 = [json.loads(l) for l in (one / 'train_log.jsonl').read_text().splitlines()]
+    log2 = [json.loads(l) for l in (two / 'train_log.jsonl').read_text().splitlines()]
+    assert [r['step'] for r in log2] == list(range(1, 13))
+    assert [r['lr'] for r in log1] == [r['lr'] for r in log2]
+    for a, b in zip(log1, log2):
+        assert abs(a['loss'] - b['loss']) <= 1e-3 * abs(a['loss']), (a['step'], a['loss'], b['loss'])
+    w1, w2 = _weights(one / 'checkpoints' / 'step-000012'), _weights(two / 'checkpoints' / 'step-000012')
+    diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    print(f'online d2o: max |w1 - w2| = {diff:.2e}')
+    assert diff < 1e-4
+    assert json.loads((two / 'train_config.json').read_text())['anchors'] == 'online'
+    assert json.loads((two / 'train_config.json').read_text())['processes'] == 2
 
 
 @pytest.mark.skipif(shutil.which('d2o-edu') is None, reason='the d2o-edu console script is not installed')
