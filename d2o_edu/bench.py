@@ -187,22 +187,21 @@ def lora_memory(quick, reps=1):
 # %% ../nbs/13a_bench.ipynb #b-refs
 def reference_forwards(quick):
     """Run `d2o-edu run`'s pipeline (tiny sizes) and count every sequence the reference network scores: forwards per
-    distinct sequence. Sampled anchors that happen to be identical are distinct samples, so they are told apart by row."""
-    import d2o_edu.models as models_module
-    import d2o_edu.cli as cli
-    scored, refs = [], []
-    score, stage = models_module.score_examples, cli.sft_stage
-    def counting_score(model, examples, *a, **k):
-        if any(model is r for r in refs): scored.extend((tuple(e['input_ids']), tuple(e['labels'])) for e in examples)
-        return score(model, examples, *a, **k)
-    def capturing_stage(*a, **k):
-        model, tok = stage(*a, **k); refs.append(model); return model, tok
-    models_module.score_examples, cli.sft_stage = counting_score, capturing_stage
-    try:
-        with tempfile.TemporaryDirectory() as out:
-            cli.run_pipeline(cli.PipelineConfig(sft_epochs=0.05, n_train=16, n_eval=8, K=4, max_new_tokens=12, steps=4,
-                                                batch_size=4), out=out, progress=False)
-    finally: models_module.score_examples, cli.sft_stage = score, stage
+    distinct sequence. The count comes from a `Hooks` object (chapter 12b) that puts a PyTorch forward pre-hook on the
+    SFT model: every forward it runs outside generation (generation steps carry a cache) is one scoring pass."""
+    from d2o_edu.pipeline import Hooks, PipelineConfig, run_pipeline
+    scored = []
+    class CountReferenceForwards(Hooks):
+        def on_start_model(self, model, tokenizer):
+            def record(module, args, kwargs):   # a plain function: a deep copy of the model (the policy) shares it,
+                if module is not model or kwargs.get('use_cache'): return   # so it skips what is not the reference
+                ids, mask = (args[0] if args else kwargs['input_ids']), kwargs.get('attention_mask')
+                for row, keep in zip(ids.tolist(), (mask if mask is not None else torch.ones_like(ids)).tolist()):
+                    scored.append(tuple(t for t, k in zip(row, keep) if k))
+            model.register_forward_pre_hook(record, with_kwargs=True)
+    with tempfile.TemporaryDirectory() as out:
+        run_pipeline(PipelineConfig(sft_epochs=0.05, n_train=16, n_eval=8, K=4, max_new_tokens=12, steps=4, batch_size=4),
+                     out=out, progress=False, hooks=CountReferenceForwards())
     # expected: K anchors and one negative per training row, one sample per eval prompt (the aligned model's)
     expected = 16 * (4 + 1) + 8
     return dict(ratio=len(scored) / len(set(scored)) if scored else float('nan'), reps={'forwards': [len(scored)]},

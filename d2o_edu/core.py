@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['MIXED_PRECISION', 'in_test', 'pick', 'set_seed', 'get_device', 'dist_state', 'is_main_process', 'wait_for_everyone',
-           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'atomic_write_text', 'atomic_dir',
+           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'setting', 'atomic_write_text', 'atomic_dir',
            'fingerprint_files', 'package_versions', 'use_plotly_renderer']
 
 # %% ../nbs/00_core.ipynb #e83515c1
@@ -74,6 +74,13 @@ def autocast(mixed_precision, device):
     mp = resolve_mixed_precision(mixed_precision)
     if mp == 'no': return nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16 if mp == 'bf16' else torch.float16)
+
+# %% ../nbs/00_core.ipynb #c0re-setting
+from dataclasses import field
+
+def setting(default, help: str, choices=None):
+    "A dataclass field with its default, its one-line help and (optionally) its allowed values, kept as field metadata."
+    return field(default=default, metadata={'help': help, **({'choices': tuple(choices)} if choices is not None else {})})
 
 # %% ../nbs/00_core.ipynb #c0re0006
 import hashlib, shutil, tempfile

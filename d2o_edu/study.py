@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['ARMS', 'LRS', 'LOG_KEYS', 'SGD_LRS', 'ABLATIONS', 'METRICS', 'WORDS', 'StudyConfig', 'quick_config', 'grid',
-           'anchors_label', 'select', 'job_id', 'make_job', 'eval_splits', 'prepare_sft', 'job_data', 'run_job',
-           'run_jobs', 'prepare_data', 'ablation_jobs', 'grid_keys', 'flat_rows', 'run_study', 'rerun_job',
+           'anchors_label', 'select', 'job_id', 'make_job', 'eval_splits', 'prepare_sft', 'job_rows_file', 'job_data',
+           'run_job', 'run_jobs', 'prepare_data', 'ablation_jobs', 'grid_keys', 'flat_rows', 'run_study', 'rerun_job',
            'load_results', 'comparison_rows', 'table1', 'trajectory', 'trajectory_figure', 'ablation_rows',
            'selected_sgd_lr', 'better', 'verdicts', 'study_report_html']
 
@@ -19,11 +19,13 @@ import torch
 from .core import atomic_write_text, atomic_dir, package_versions
 from .data import data_source
 from .models import load_model, save_model
-from .sft import sft, SFTConfig
-from .sampling import AnchorConfig, sample_anchors, score_pairs, cached, model_fingerprint, rows_fingerprint
+from .sft import SFTConfig
+from .sampling import AnchorConfig
 from .training import TrainConfig, train, read_log
-from .evaluation import EvalConfig, evaluate
+from .losses import objective
+from .evaluation import EvalConfig
 from .judges import make_judge
+from .pipeline import starting_model, training_rows, evaluate_model
 
 # %% ../nbs/11_capstone.ipynb #cap06
 @dataclass
@@ -62,16 +64,18 @@ ARMS = {   # the compared methods: an objective plus its data (`noise` = share o
 LRS = (5e-5, 2e-4)
 
 def grid(arm, size=4) -> list:
-    "The tuning grid of an arm (at most `size` settings): learning rate × β; α = β for D²O, as in the paper."
-    m = ARMS[arm]['method']
-    if m in ('ga', 'unlikelihood'): settings = [dict(lr=lr) for lr in (2e-5, 5e-5, 1e-4, 2e-4)]
-    elif m == 'simpo': settings = [dict(lr=lr, simpo_beta=b) for lr in LRS for b in (2.0, 10.0)]
-    elif m == 'd2o': settings = [dict(lr=lr, alpha=b, beta=b) for lr in LRS for b in (0.1, 0.5)]
+    """The tuning grid of an arm (at most `size` settings): learning rate × the method's β (its registry entry's
+    settings say which: none for GA and unlikelihood, SimPO's own β, α = β for D²O as in the paper)."""
+    hparams = objective(ARMS[arm]['method']).hparams
+    if not hparams: settings = [dict(lr=lr) for lr in (2e-5, 5e-5, 1e-4, 2e-4)]
+    elif 'simpo_beta' in hparams: settings = [dict(lr=lr, simpo_beta=b) for lr in LRS for b in (2.0, 10.0)]
+    elif 'alpha' in hparams: settings = [dict(lr=lr, alpha=b, beta=b) for lr in LRS for b in (0.1, 0.5)]
     else: settings = [dict(lr=lr, beta=b) for lr in LRS for b in (0.1, 0.5)]
     return settings[:size] if size >= len(settings) else settings[::len(settings) // size][:size]
 
 def anchors_label(arm_spec) -> str:
-    return arm_spec.get('anchors', 'none') if arm_spec['method'] == 'd2o' else 'none'
+    "How an arm's anchors are made: 'offline', 'online' or 'none' (a method without anchors)."
+    return arm_spec.get('anchors', 'none') if objective(arm_spec['method']).uses_anchors else 'none'
 
 # %% ../nbs/11_capstone.ipynb #cap11
 def select(candidates, sft_help, floor=0.95):
@@ -95,7 +99,7 @@ def make_job(arm, seed, setting, cfg, phase, variant=None, ablation=None) -> dic
     train_cfg = asdict(TrainConfig(**spec, steps=cfg.steps, batch_size=cfg.batch_size, seed=seed, checkpoint_every=0,
                                    max_new_tokens=cfg.max_new_tokens, mixed_precision='no'))
     return {'id': job_id(arm, seed, setting, variant), 'arm': arm, 'seed': seed, 'phase': phase, 'ablation': ablation,
-            'anchors': anchors_label(spec), 'K': K if spec['method'] == 'd2o' else None, 'noise': noise, 'train': train_cfg}
+            'anchors': anchors_label(spec), 'K': K if objective(spec['method']).uses_anchors else None, 'noise': noise, 'train': train_cfg}
 
 # %% ../nbs/11_capstone.ipynb #cap15
 def eval_splits(cfg):
@@ -107,10 +111,8 @@ def _eval_rows(model, tokenizer, reference, cfg, step, judge, splits):
     "Evaluate on both `splits` (from `eval_splits`): one row per split (harm, helpfulness, distinct-2, KL to SFT ± SE; `reference=None`: the SFT model, KL 0)."
     rows = []
     for split, prompts in splits.items():
-        m, _ = evaluate(model, tokenizer, prompts, reference=reference, judge=judge,
-                        config=EvalConfig(n_prompts=len(prompts), samples_per_prompt=cfg.samples_per_prompt,
-                                          max_new_tokens=cfg.max_new_tokens))
-        if reference is None: m.update(kl_to_sft=0.0, kl_to_sft_se=0.0)   # the SFT model itself: 0 by definition, not estimated
+        m, _ = evaluate_model(model, tokenizer, prompts, EvalConfig(n_prompts=len(prompts), max_new_tokens=cfg.max_new_tokens,
+                              samples_per_prompt=cfg.samples_per_prompt), judge, reference, is_reference=reference is None)
         rows.append({'split': split, 'step': step, **{k: m[k] for k in ('harm_rate', 'helpfulness', 'distinct_2',
                                                                        'kl_to_sft', 'kl_to_sft_se', 'stopped_rate')}})
     return rows
@@ -121,33 +123,37 @@ def prepare_sft(cfg, out, progress=False):
     key = {k: getattr(cfg, k) for k in ('sft_epochs', 'sft_lr', 'threads')}
     meta = out / 'sft' / 'study_sft.json'
     if meta.exists() and json.loads(meta.read_text()).get('key') == key: return json.loads(meta.read_text())['rows']
-    source = data_source('harm-world')
-    model, tokenizer = load_model('tiny-gpt2', texts=source.tokenizer_texts(), seed=0)
-    sft(model, tokenizer, source.sft_corpus(), SFTConfig(epochs=cfg.sft_epochs, lr=cfg.sft_lr, seed=0, mixed_precision='no'),
-        progress=progress)
+    model, tokenizer = starting_model('tiny-gpt2', data_source('harm-world'), SFTConfig(epochs=cfg.sft_epochs, lr=cfg.sft_lr,
+                                      seed=0, mixed_precision='no'), seed=0, progress=progress)
     rows = _eval_rows(model, tokenizer, None, cfg, 0, make_judge('harm-world'), eval_splits(cfg))
     with atomic_dir(out / 'sft') as tmp:
         save_model(model, tokenizer, tmp)
         (tmp / 'study_sft.json').write_text(json.dumps({'key': key, 'rows': rows}))
     return rows
 
+def job_rows_file(job, cfg, out) -> Path:
+    "Where a job's training rows are cached: one file per (data, seed), shared by every run that trains on the same rows."
+    method, anchors = job['train']['method'], job['train']['anchors']
+    if job['noise'] is not None: return out / 'data' / f"pairs-{method}-n{job['noise']:g}-s{job['seed']}.jsonl"
+    if 'anchors' in objective(method).columns(anchors): return out / 'data' / f"anchors-s{job['seed']}.jsonl"
+    name = f'{method}-{anchors}' if objective(method).uses_anchors else method   # D²O online or without anchors
+    return out / 'data' / f"{name}-s{job['seed']}.jsonl"
+
 def job_data(job, cfg, out, model=None, tokenizer=None):
-    """The rows a run trains on, built once per (seed, noise) and cached in `out/data`: K_pool anchors per prompt (cut to
-    the run's K), or scored pairs with the run's share of noisy "chosen" answers."""
+    """The rows a run trains on, built once per data file (`job_rows_file`) by the pipeline's `training_rows`, which
+    computes only what the method reads: K_pool offline anchors per prompt (cut to the run's K), or scored pairs with
+    the run's share of noisy "chosen" answers, or the negatives' reference log-probs."""
     if model is None: model, tokenizer = load_model(str(out / 'sft'), attn_implementation='eager')
-    source, seed = data_source('harm-world'), job['seed']
-    base = {'model': model_fingerprint(model), 'n_train': cfg.n_train}
-    if job['noise'] is not None:
-        pairs = source.pairs(noise=job['noise'], seed=seed).select(range(cfg.n_train))
-        return list(cached(out / 'data' / f"pairs-n{job['noise']:g}-s{seed}.jsonl", {**base, 'rows': rows_fingerprint(pairs)},
-                           lambda: score_pairs(model, tokenizer, pairs, progress=False)))
-    negatives = source.negatives().select(range(cfg.n_train))
+    source, seed, method = data_source('harm-world'), job['seed'], job['train']['method']
+    if job['noise'] is not None: rows = source.pairs(noise=job['noise'], seed=seed).select(range(cfg.n_train))
+    else: rows = source.negatives().select(range(cfg.n_train))
     acfg = AnchorConfig(K=cfg.K_pool, max_new_tokens=cfg.max_new_tokens, seed=seed)
-    pool = cached(out / 'data' / f'anchors-s{seed}.jsonl', {**base, 'rows': rows_fingerprint(negatives), 'anchors': asdict(acfg)},
-                  lambda: sample_anchors(model, tokenizer, negatives, acfg, progress=False))
+    data = training_rows(model, tokenizer, rows, method, acfg, job_rows_file(job, cfg, out), job['train']['anchors'],
+                         key={'n_train': cfg.n_train, 'noise': job['noise'], 'seed': seed}, progress=False)
+    if 'anchor_ids' not in data.column_names: return list(data)
     K = job['K'] or 1
     return [{**r, 'anchors': r['anchors'][:K], 'anchor_ids': r['anchor_ids'][:K], 'ref_anchor_logps': r['ref_anchor_logps'][:K]}
-            for r in pool]
+            for r in data]
 
 # %% ../nbs/11_capstone.ipynb #cap16
 LOG_KEYS = ('step', 'loss', 'grad_norm', 'lr', 'margin', 'grad_weight', 'anchor_term', 'negative_term')
@@ -169,8 +175,9 @@ def run_job(job, cfg, out) -> dict:
             rows.extend(_eval_rows(policy, tokenizer, model, cfg, step, judge, splits))
     work = out / 'work' / job['id']
     shutil.rmtree(work, ignore_errors=True)
-    train(copy.deepcopy(model), tokenizer, data, TrainConfig(**job['train']), out_dir=work, reference=model,
-          on_step=on_step, progress=False)
+    train_cfg = TrainConfig(**job['train'])
+    if train_cfg.anchors == 'online' and train_cfg.K is None: train_cfg = replace(train_cfg, K=job['K'])   # K fresh anchors per prompt
+    train(copy.deepcopy(model), tokenizer, data, train_cfg, out_dir=work, reference=model, on_step=on_step, progress=False)
     log = [{k: r[k] for k in LOG_KEYS if k in r} for r in read_log(work) if r['step'] % 5 == 0 or r['step'] == 1]
     shutil.rmtree(work, ignore_errors=True)
     result = {'job': job, 'rows': rows, 'log': log, 'wall_s': round(time.time() - t0, 1)}
@@ -202,7 +209,7 @@ def _data_job(job, cfg, out):
 
 def prepare_data(jobs, cfg, out, workers=1, progress=True):
     "Build every anchor pool and scored-pair file the jobs need, once each (in parallel), before the runs read them."
-    unique = {(j['seed'], j['noise']): j for j in jobs}
+    unique = {job_rows_file(j, cfg, out): j for j in jobs}
     run_jobs(list(unique.values()), cfg, out, workers, progress=False, fn=_data_job)
 
 # %% ../nbs/11_capstone.ipynb #cap18
@@ -359,7 +366,7 @@ def trajectory_figure(study, x='helpfulness', y='harm_rate', split='test', arms=
         fig.add_trace(go.Scatter(x=xm, y=ym, mode='lines+markers', name=arm, text=[f'step {s}' for s in steps],
                                  error_x=dict(type='data', array=xs, thickness=1, width=0),
                                  error_y=dict(type='data', array=ys, thickness=1, width=0),
-                                 line=dict(width=3 if arm.startswith('d2o') else 1.5)))
+                                 line=dict(width=3 if objective(study['arms'][arm]['method']).uses_anchors else 1.5)))
     fig.update_layout(title=f'{y} vs {x} along training ({split}, mean ± std over seeds)', xaxis_title=x, yaxis_title=y,
                       height=480, width=820)
     return fig

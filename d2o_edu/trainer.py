@@ -43,7 +43,8 @@ class D2OConfig(TrainingArguments):
         super().__post_init__()
         objective(self.method)
         if self.anchors not in ANCHOR_SOURCES: raise ValueError(f'anchors must be one of {", ".join(ANCHOR_SOURCES)}, got {self.anchors!r}')
-        if self.method != 'd2o' and self.anchors == 'none': raise ValueError("anchors='none' is a D²O setting")
+        if not objective(self.method).uses_anchors and self.anchors == 'none':
+            raise ValueError(f"anchors='none' is a setting of a method with anchors (D²O), not of {self.method!r}")
         for name in ('alpha', 'beta', 'simpo_beta', 'temperature'):
             if not getattr(self, name) > 0: raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
         if int(self.K) != self.K or self.K < 1: raise ValueError(f'K must be an integer >= 1, got {self.K!r}')

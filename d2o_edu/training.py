@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import set_seed, make_accelerator, atomic_write_text, atomic_dir
+from .core import set_seed, make_accelerator, atomic_write_text, atomic_dir, setting, MIXED_PRECISION
 from .data import encode_example, collate
 from types import SimpleNamespace
 from .losses import OBJECTIVES, PolicyLogps, objective, token_logps
@@ -33,26 +33,29 @@ OPTIMIZERS = ('adamw', 'sgd')
 
 @dataclass
 class TrainConfig:
-    "Settings of one alignment run."
-    method: str = 'd2o'
-    alpha: float = 0.1             # D²O: weight of the negative term
-    beta: float = 0.1              # D²O: weight of the anchor term; β of every other method
-    steps: int = 60
-    batch_size: int = 8            # prompts per step
-    lr: float = 5e-5               # small: Adam keeps moving after D²O's loss saturates (chapters 11 and 13)
-    warmup: float = 0.05
-    max_grad_norm: float = 1.0
-    checkpoint_every: int = 50     # steps between checkpoints (0 = only the final one)
-    simpo_beta: float = 2.0
-    simpo_gamma: float = 1.0
-    seed: int = 0
-    mixed_precision: str | None = None   # 'no', 'bf16', 'fp16'; None: what `accelerate launch` set
-    anchors: str = 'offline'       # D²O: 'offline' (sampled once from π_r), 'online' (re-sampled from π_θ), 'none' (no anchor term)
-    resample_every: int = 10       # online anchors: steps between re-samplings
-    max_new_tokens: int = 48       # online anchors: length cap of a sampled anchor (as AnchorConfig's)
-    K: int | None = None           # online anchors: anchors per prompt (None: as many as the rows already carry)
-    optimizer: str = 'adamw'       # 'adamw', or 'sgd': plain gradient descent, whose steps shrink with σ(−margin)
-    length_normalize: bool = False # D²O on per-token (mean) log-probs instead of summed ones (an ablation)
+    "Settings of one alignment run; each with its one-line help (`setting`, chapter 00), which the command line shows."
+    method: str = setting('d2o', 'alignment objective (the registry of chapter 03)', choices=METHODS)
+    alpha: float = setting(0.1, 'D²O: weight of the negative term (> 0)')
+    beta: float = setting(0.1, 'D²O: weight of the anchor term; β of every other method (> 0)')
+    steps: int = setting(60, 'optimizer steps of the alignment stage')
+    batch_size: int = setting(8, 'prompts per step: the global batch, split over the processes')
+    lr: float = setting(5e-5, "learning rate: small, since Adam keeps moving after D²O's loss saturates (chapters 11, 13)")
+    warmup: float = setting(0.05, 'share of the steps with a linear learning-rate warm-up (then cosine decay to a tenth of the peak)')
+    max_grad_norm: float = setting(1.0, 'gradient-norm clip of every step')
+    checkpoint_every: int = setting(50, 'steps between checkpoints (0 = only the final one)')
+    simpo_beta: float = setting(2.0, "SimPO's β: the scale of its length-normalised rewards")
+    simpo_gamma: float = setting(1.0, "SimPO's target reward margin γ")
+    seed: int = setting(0, 'seed of every random draw: data order, sampling, initialisation')
+    mixed_precision: str | None = setting(None, "autocast for SFT, reference scoring and training (default: what "
+                                          "accelerate launch set, else 'no')", choices=MIXED_PRECISION)
+    anchors: str = setting('offline', "D²O: anchors sampled once from the SFT model ('offline'), re-sampled from the "
+                           "policy every resample_every steps ('online'), or no anchor term ('none')", choices=ANCHOR_MODES)
+    resample_every: int = setting(10, 'online anchors: steps between re-samplings')
+    max_new_tokens: int = setting(48, 'length cap of a sampled response (anchors, online anchors, evaluation)')
+    K: int | None = setting(None, 'online anchors: anchors per prompt (None: as many as the rows already carry)')
+    optimizer: str = setting('adamw', "'adamw', or 'sgd': plain gradient descent, whose steps shrink with σ(−margin)",
+                             choices=OPTIMIZERS)
+    length_normalize: bool = setting(False, 'D²O on per-token (mean) log-probs instead of summed ones (an ablation)')
 
     def __post_init__(self):
         if self.method not in METHODS: raise ValueError(f'unknown method {self.method!r}; choose one of {", ".join(METHODS)}')
