@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['RUN_FILES', 'RESUME_MAY_CHANGE', 'PipelineConfig', 'starting_model', 'sft_stage', 'training_rows', 'data_stage',
            'evaluate_model', 'input_fingerprints', 'run_record', 'check_out_dir', 'prepare_run_dir', 'Hooks',
-           'RunResult', 'run_pipeline', 'write_run_files', 'report_figures', 'report_html']
+           'RunResult', 'run_lock', 'run_pipeline', 'write_run_files', 'report_figures', 'report_html']
 
 # %% ../nbs/12b_pipeline.ipynb #imports
-import copy, json, os, shutil, sys, time
+import copy, fcntl, json, os, shutil, sys, time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from .core import (set_seed, dist_state, is_main_process, wait_for_everyone, resolve_mixed_precision,
@@ -227,6 +228,21 @@ class RunResult:
     def aligned(self) -> dict: return self.metrics['aligned']
 
 # %% ../nbs/12b_pipeline.ipynb #run
+@contextmanager
+def run_lock(out):
+    """Hold `out/.lock` while a run writes into `out`: a second run into the same folder is refused at once, naming the
+    first one's process id. The operating system drops the lock when a process ends, however it ends."""
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    f = open(out / '.lock', 'a+')
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0); pid = f.read().strip() or '?'; f.close()
+        raise ValueError(f'--out {out} is in use by another run (process {pid}): wait for it to finish, or choose another --out') from None
+    f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+    try: yield out
+    finally:
+        fcntl.flock(f, fcntl.LOCK_UN); f.close()
+
 def _truncation_note(cfg, tokenizer, model, rows):
     "How many training prompts/responses are cut to fit the context (TRL's keep_end rule, chapter 04): logged, never silent."
     side = 'chosen' if objective(cfg.method).data == 'pairs' else 'rejected'
@@ -237,11 +253,14 @@ def run_pipeline(cfg=PipelineConfig(), out='runs/default', resume=False, progres
     report.html. In N processes (torchrun / accelerate launch) SFT and training are sharded, sampling and evaluation run
     in the main process, and only the main process writes (and gets the metrics in the result)."""
     out, hooks = Path(out), hooks or Hooks()
-    main = is_main_process()
-    progress = progress and main
-    timing, t0 = {}, time.time()
-    # inputs: everything that can be checked is checked before any work
-    check_out_dir(out)
+    check_out_dir(out)                        # everything that can be checked is checked before any work
+    with run_lock(out) if is_main_process() else nullcontext():
+        return _run_stages(cfg, out, resume, progress and is_main_process(), hooks)
+
+def _run_stages(cfg, out, resume, progress, hooks) -> RunResult:
+    "`run_pipeline`'s stages, in order, once the output folder is checked and held."
+    main, timing, t0 = is_main_process(), {}, time.time()
+    # inputs
     set_seed(cfg.seed)
     source = data_source(cfg.dataset)
     judge = make_judge(cfg.judge_spec(source), harm_labels=parse_harm_labels(cfg.harm_labels) if cfg.harm_labels else None)
