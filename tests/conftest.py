@@ -1,5 +1,9 @@
-"Test-suite wide settings: offline Hub, test-mode sizes, quiet progress bars."
+"""Test-suite wide settings: offline Hub, test-mode sizes, quiet progress bars; and the two tiers.
+
+`pytest` runs the fast tier; `pytest --slow` runs everything (what CI runs): tests marked `slow` (end-to-end `d2o-edu`
+subprocess runs, torchrun pairs, every notebook, the bench smoke test) are otherwise skipped, with a reason naming the flag."""
 import os
+import pytest
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('HF_DATASETS_OFFLINE', '1')
@@ -7,3 +11,15 @@ os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
 os.environ['IN_TEST'] = '1'
 os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 os.environ.setdefault('TQDM_DISABLE', '1')
+
+
+def pytest_addoption(parser):
+    parser.addoption('--slow', action='store_true', default=False,
+                     help='also run the slow tier (tests marked slow): everything, as CI does')
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--slow'): return
+    skip = pytest.mark.skip(reason='slow tier: run with `pytest --slow`')
+    for item in items:
+        if item.get_closest_marker('slow'): item.add_marker(skip)

@@ -1,11 +1,9 @@
 """A corpus of bad inputs, through the command line and the library: each fails at once with one clear line that names
 what is wrong (the flag, file, row, field or value) — never a traceback, never after minutes of work."""
-import contextlib, io, json, math
-from pathlib import Path
+import argparse, contextlib, io, json
 import pytest
 import torch
 
-FIXTURES = Path(__file__).parent / 'fixtures'
 GOOD = {'prompt': 'How do I keep my basil healthy?', 'rejected': 'Only a dimwit asks. Water it.'}
 
 
@@ -47,6 +45,13 @@ FLAG_CASES = [
     ('judge that does not exist', ['--judge', 'no/such-classifier-here'], None, 'no/such-classifier-here'),
     ('harm labels without classifier', ['--harm-labels', 'unsafe', '--judge', 'harm-world'], None, 'harm_labels'),
     ('pair method on negatives-only file', ['--method', 'dpo'], [GOOD] * 3 + [{'prompt': 'Other?', 'rejected': 'x'}], "has no field 'chosen'"),
+    ('resample_every zero', ['--resample-every', '0'], None, 'resample_every must be >= 1, got 0'),
+    ('seed not a number', ['--seed', 'x'], None, "invalid int value: 'x'"),
+    ('anchors mode unknown', ['--anchors', 'sometimes'], None, "invalid choice: 'sometimes'"),
+    ('attention kernel unknown', ['--attn-implementation', 'flash'], None, "invalid choice: 'flash'"),
+    ('model that does not exist', ['--model', 'no-such-org/no-such-model'], None, "could not load model 'no-such-org/no-such-model'"),
+    ('optimizer unknown', ['--optimizer', 'lion'], None, "invalid choice: 'lion'"),
+    ('simpo beta zero', ['--simpo-beta', '0'], None, 'simpo_beta must be > 0, got 0.0'),
 ]
 DATA_CASES = [
     ('missing field', [GOOD, {'prompt': 'Hi there'}], "row 1 has no field 'rejected'"),
@@ -126,5 +131,15 @@ def test_library_bad_input(name, call, message):
     assert message in str(e.value), str(e.value)
 
 
-def test_the_corpus_is_large():
-    assert len(FLAG_CASES) + len(DATA_CASES) + len(LIBRARY_CASES) + 5 >= 30
+NO_CASE = {'--out': 'a test of its own: test_out_is_a_file'}   # option: why FLAG_CASES has no bad value for it
+
+
+def test_every_option_of_run_has_a_bad_value_case():
+    "Each option of `d2o-edu run` that takes a value is given a bad one in FLAG_CASES: a new option without a case fails here."
+    from d2o_edu.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    takes_value = {a.option_strings[-1] for a in sub.choices['run']._actions if a.option_strings and a.nargs != 0}
+    assert {'--method', '--K', '--lr', '--model', '--dataset'} <= takes_value     # the parser was read
+    covered = {arg.split('=')[0] for _, argv, _, _ in FLAG_CASES for arg in argv if arg.startswith('--')}
+    missing = sorted(takes_value - covered - set(NO_CASE))
+    assert not missing, f'options of `d2o-edu run` without a bad-value case in FLAG_CASES (or a reason in NO_CASE): {missing}'

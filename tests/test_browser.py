@@ -129,6 +129,7 @@ def _is_ga_plane(z, y):
     return z is not None and all(abs(v - yj) < 1e-6 for row, yj in zip(json.loads(z), y) for v in row)
 
 
+@pytest.mark.slow                 # a JupyterLab server, a kernel and a browser: `pytest --slow`
 @pytest.mark.browser
 def test_logit_widget_in_jupyterlab(jupyterlab, tmp_path):
     from playwright.sync_api import sync_playwright

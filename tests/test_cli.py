@@ -1,4 +1,5 @@
-"End-to-end tests of the `d2o-edu` console script (a real subprocess, shrunken sizes)."
+"""End-to-end tests of the `d2o-edu` console script (a real subprocess, shrunken sizes). The runs are the slow tier
+(`pytest --slow`); --help and the bad options and data, which fail before any work, stay in the fast one."""
 import json, shutil, subprocess, sys
 from pathlib import Path
 import pytest
@@ -21,6 +22,7 @@ def test_help_documents_every_option():
     for source in ['harm-world', 'pku-saferlhf', 'hh-rlhf']: assert source in res.stdout
 
 
+@pytest.mark.slow
 def test_run_end_to_end_writes_every_file(tmp_path):
     out = tmp_path / 'run'
     res = d2o_edu('run', '--out', str(out), *SMALL)
@@ -39,6 +41,7 @@ def test_run_end_to_end_writes_every_file(tmp_path):
     assert (out / 'checkpoints' / 'step-000002').is_dir() and (out / 'checkpoints' / 'step-000003').is_dir()
 
 
+@pytest.mark.slow
 def test_run_with_own_negatives_file_and_lora(tmp_path):
     fixture = Path(__file__).parent / 'fixtures' / 'own_negatives.jsonl'
     out = tmp_path / 'own'
@@ -77,6 +80,7 @@ def test_bad_data_fails_clearly(rows, message, tmp_path):
     assert 'd2o-edu: error:' in res.stderr and message in res.stderr, res.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_over_long_prompt_is_cut_and_counted_not_fatal(tmp_path):
     "One row whose prompt is longer than the context: cut to its last tokens (TRL's keep_end), counted, the run goes on."
     rows = [json.loads(l) for l in (Path(__file__).parent / 'fixtures' / 'own_negatives.jsonl').read_text().splitlines()]
@@ -91,6 +95,7 @@ def test_over_long_prompt_is_cut_and_counted_not_fatal(tmp_path):
     assert 'cut to fit 128 tokens: 1 prompts' in res.stderr
 
 
+@pytest.mark.slow
 def test_own_data_with_a_classifier_judge_reports_a_harm_rate(tmp_path):
     "A user's JSON-lines file judged by a Hugging Face text classifier saved in a folder (the real pipeline path)."
     from d2o_edu.judges import train_tiny_harm_classifier
@@ -109,12 +114,14 @@ def test_own_data_with_a_classifier_judge_reports_a_harm_rate(tmp_path):
     print(json.dumps({k: metrics[k] for k in ('sft', 'aligned')}))
 
 
+@pytest.mark.slow
 def test_unknown_judge_fails_before_any_work(tmp_path):
     res = d2o_edu('run', '--out', str(tmp_path / 'x'), '--judge', str(tmp_path / 'no-such-classifier'), *SMALL)
     assert res.returncode == 2 and 'd2o-edu: error:' in res.stderr and 'no-such-classifier' in res.stderr, res.stderr[-2000:]
     assert not (tmp_path / 'x' / 'sft').exists()
 
 
+@pytest.mark.slow
 def test_each_method_gets_only_the_fields_its_loss_reads(tmp_path):
     """No wasted work: NPO's rows carry no anchors and GA's no reference log-probs (the registry decides, chapter 03);
     the SFT model's KL to itself is 0 by definition and not estimated; a LoRA run trains the adapters in place."""
@@ -131,6 +138,7 @@ def test_each_method_gets_only_the_fields_its_loss_reads(tmp_path):
         assert metrics['sft']['kl_to_sft'] == 0.0 and metrics['aligned']['kl_to_sft'] != 0.0
 
 
+@pytest.mark.slow
 def test_online_anchors_are_not_sampled_before_training(tmp_path):
     "Online D²O re-samples its anchors from the policy at step 0: sampling offline anchors first would be thrown away."
     out = tmp_path / 'online'

@@ -1,5 +1,5 @@
 "Project-level checks: README generated from the index notebook, named dependencies declared, notebooks as modules."
-import configparser, importlib, json, subprocess, sys
+import ast, configparser, json, subprocess, sys
 import pytest
 from pathlib import Path
 
@@ -20,7 +20,7 @@ def test_readme_is_generated_from_index_notebook():
 def test_readme_shows_the_main_job_and_the_test_command():
     readme = (ROOT / 'README.md').read_text()
     assert 'pip install -e . && d2o-edu run' in readme
-    assert '```sh\npytest\n```' in readme
+    assert '```sh\npytest\n```' in readme and '```sh\npytest --slow\n```' in readme     # the fast tier; both tiers (CI)
 
 
 def test_named_dependencies_are_declared():
@@ -41,9 +41,28 @@ def test_every_module_comes_from_a_notebook():
 
 
 def test_committed_notebooks_are_valid_json_with_python_kernel():
-    for nb in (ROOT / 'nbs').glob('*.ipynb'):
-        data = json.loads(nb.read_text())
-        assert data['cells'], nb.name
+    "Valid nbformat-4 notebooks (the schema: cell types, ids, outputs), with cells; a kernel, where one is named, is Python."
+    import nbformat
+    for path in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        assert nb.nbformat == 4, (path.name, nb.nbformat)
+        nbformat.validate(nb)                                       # raises ValidationError naming the bad field
+        assert nb.cells, path.name
+        kernel = nb.metadata.get('kernelspec')
+        assert kernel is None or (kernel.get('language') == 'python' and kernel['name'].startswith('python')), (path.name, kernel)
+
+
+def test_every_code_cell_is_python_that_ipython_can_run():
+    "Each code cell compiles once IPython has turned its magics (`%time`, `!pip`) into Python: a syntax error fails here."
+    from IPython.core.inputtransformer2 import TransformerManager
+    bad = []
+    for path in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        for i, cell in enumerate(json.loads(path.read_text())['cells']):
+            if cell['cell_type'] != 'code': continue
+            src = TransformerManager().transform_cell(''.join(cell['source']))
+            try: compile(src, f'{path.name} cell {i}', 'exec', flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            except SyntaxError as e: bad.append(f'{path.name} cell {i} line {e.lineno}: {e.msg}: {(e.text or "").strip()}')
+    assert not bad, '\n'.join(bad)
 
 
 def _cells(name):

@@ -26,6 +26,7 @@ def weights_of(folder):
     return load_file(str(Path(folder) / 'model.safetensors'))
 
 
+@pytest.mark.slow
 def test_fresh_run_clears_stale_stages_and_resume_continues_it(tmp_path):
     out, clean = tmp_path / 'shared', tmp_path / 'clean'
     run('--out', str(out), '--steps', '6', '--checkpoint-every', '2', *SMALL)
@@ -39,6 +40,7 @@ def test_fresh_run_clears_stale_stages_and_resume_continues_it(tmp_path):
     assert record['config']['steps'] == 3 and {'data', 'model'} <= set(record['inputs']) and record['versions']['torch']
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_inputs_and_settings(tmp_path):
     data = tmp_path / 'mine.jsonl'
     src = Path(__file__).parent / 'fixtures' / 'own_negatives.jsonl'
@@ -56,6 +58,7 @@ def test_resume_refuses_changed_inputs_and_settings(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_then_resume_is_bit_identical(tmp_path):
     steps = ['--steps', '40', '--checkpoint-every', '5']
     straight, killed = tmp_path / 'straight', tmp_path / 'killed'
@@ -78,6 +81,7 @@ def test_sigkill_during_training_then_resume_is_bit_identical(tmp_path):
     print(f'killed after {lines_at_kill} logged steps; resumed to 40: identical weights, log and metrics')
 
 
+@pytest.mark.slow
 def test_corrupted_checkpoint_is_named(tmp_path):
     out = tmp_path / 'run'
     run('--out', str(out), '--steps', '4', '--checkpoint-every', '2', *SMALL)
@@ -89,6 +93,7 @@ def test_corrupted_checkpoint_is_named(tmp_path):
     assert len(errors) == 1 and errors[0].startswith('d2o-edu: error:') and 'Traceback' not in res.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     out, steps = tmp_path / 'run', ['--steps', '200', '--checkpoint-every', '0']   # long enough never to finish first
     # a shell's background jobs inherit SIGINT as *ignored*, and Python then installs no KeyboardInterrupt handler:

@@ -23,6 +23,7 @@ def quick(tmp_path_factory):
     return out, res
 
 
+@pytest.mark.slow
 def test_study_writes_the_documented_files(quick):
     out, res = quick
     study = json.loads((out / 'study.json').read_text())
@@ -37,6 +38,7 @@ def test_study_writes_the_documented_files(quick):
     assert '<html' in (out / 'report.html').read_text()
 
 
+@pytest.mark.slow
 def test_rerun_of_a_recorded_job_is_identical(quick, tmp_path):
     out, _ = quick
     study = json.loads((out / 'study.json').read_text())
@@ -47,6 +49,7 @@ def test_rerun_of_a_recorded_job_is_identical(quick, tmp_path):
     assert report['identical'] and report['max_abs_diff'] == 0 and report['rows'] == report['recorded_rows'] > 0
 
 
+@pytest.mark.slow
 def test_an_interrupted_study_resumes_from_its_finished_runs(quick):
     "Rerunning the same command trains only what is missing (here: one deleted run) and rebuilds the same study."
     out, res = quick
@@ -63,6 +66,7 @@ def test_an_interrupted_study_resumes_from_its_finished_runs(quick):
     assert after['rows'] == before['rows']
 
 
+@pytest.mark.slow
 def test_bad_study_arguments_are_named(tmp_path):
     res = d2o_edu('study', '--methods', 'd2o', '--out', str(tmp_path / 's'))
     assert res.returncode == 2 and "invalid choice: 'd2o'" in res.stderr

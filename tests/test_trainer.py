@@ -1,8 +1,7 @@
 """`D2OTrainer` (chapter 14) against independent references: the readable loop of chapter 08 (losses and weights, step
 for step), one larger batch (gradient accumulation), one process (two CPU processes, gloo), and the frozen base model
 (LoRA). Tiny GPT-2, offline, a few seconds each."""
-import json, math, os, tempfile
-from pathlib import Path
+import json, math, os
 import pytest
 import torch
 
@@ -126,6 +125,7 @@ if PartialState().is_main_process:
 """
 
 
+@pytest.mark.slow
 def test_two_cpu_processes_train_what_one_does(tiny, tmp_path):
     "The same global batch (4 rows) as 1 process × 4 or 2 processes × 2 (torchrun, gloo): the same model."
     import subprocess, sys
@@ -147,7 +147,7 @@ def test_two_cpu_processes_train_what_one_does(tiny, tmp_path):
 
 
 def test_bad_input_names_row_field_and_value(tiny, tmp_path):
-    from d2o_edu.trainer import D2OTrainer, D2OConfig
+    from d2o_edu.trainer import D2OTrainer
     model, tok, start, rows, _ = tiny
     bad = [dict(r) for r in rows]; bad[3]['rejected'] = ''
     with pytest.raises(ValueError, match="row 3: field 'rejected' must be a non-empty string, got ''"):
