@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 import torch
 from transformers import Trainer, TrainingArguments
+from .core import set_seed
+from .batches import encode_example, encode_prompt
 from .losses import objective, OBJECTIVES
-from .models import as_reference, is_peft_model, context_length, prepare_tokenizer
-from .sampling import AnchorConfig, reference_fields
-from .training import encode_rows, method_loss, batch_indices, disable_dropout
+from .models import (as_reference, is_peft_model, context_length, prepare_tokenizer, generate, example_from_ids,
+                            score_examples)
+from .training import method_loss, batch_indices, disable_dropout
 
 # %% ../nbs/14_trainer.ipynb #tr-config
 ANCHOR_SOURCES = ('sampled', 'precomputed', 'none')
@@ -29,12 +31,18 @@ class D2OConfig(TrainingArguments):
     simpo_beta: float = 2.0
     simpo_gamma: float = 1.0
     length_normalize: bool = False
-    K: int = field(default=8, metadata={'help': 'anchors per prompt sampled by the trainer (anchors="sampled")'})
-    anchors: str = field(default='sampled', metadata={'help': "'sampled' by the trainer from the reference, 'precomputed' columns, or 'none'"})
+    K: int = field(default=8, metadata={'help': 'anchors per prompt sampled by the trainer (rows without anchors)'})
+    anchors: str = field(default='sampled', metadata={'help': "rows without anchors: 'sampled' by the trainer from the "
+                         "reference, or refused ('precomputed'); 'none': no anchor term. Anchors in the rows are always used as given"})
     max_new_tokens: int = 48
     temperature: float = 1.0
     generation_batch_size: int = 64
-    max_length: int | None = None          # None: the model's context length
+    max_length: int | None = field(default=None, metadata={'help': "tokens of prompt + response, every sequence (anchors "
+                                   "too) cut to it for policy and reference alike; None: the model's context length"})
+    max_prompt_length: int | None = field(default=None, metadata={'help': "the prompt's share of max_length (its start is "
+                                          "cut, 'keep_end'); None: half of max_length"})
+    model_init_kwargs: dict | None = field(default=None, metadata={'help': 'keyword arguments of '
+                                           'AutoModelForCausalLM.from_pretrained, when the model is given by name'})
     disable_dropout: bool = True           # as TRL: policy and precomputed reference must be the same deterministic network
     remove_unused_columns: bool = False    # the rows' own fields (prompt, rejected, reference log-probs) are the inputs
     report_to: str | list = 'none'
@@ -49,13 +57,19 @@ class D2OConfig(TrainingArguments):
             if not getattr(self, name) > 0: raise ValueError(f'{name} must be > 0, got {getattr(self, name)!r}')
         if int(self.K) != self.K or self.K < 1: raise ValueError(f'K must be an integer >= 1, got {self.K!r}')
         if self.remove_unused_columns: raise ValueError('D2OTrainer needs remove_unused_columns=False (its rows are its inputs)')
+        if self.max_length is not None and (int(self.max_length) != self.max_length or self.max_length < 2):
+            raise ValueError(f'max_length must be an integer >= 2 (a prompt and a response token), got {self.max_length!r}')
+        top = self.max_length or float('inf')
+        if self.max_prompt_length is not None and not (1 <= self.max_prompt_length < top):
+            raise ValueError(f'max_prompt_length must be >= 1 and below max_length={self.max_length} (room for a '
+                             f'response), got {self.max_prompt_length!r}')
 
     @property
     def anchor_mode(self): return 'none' if self.anchors == 'none' else 'offline'
 
 # %% ../nbs/14_trainer.ipynb #tr-rows
 class _Rows(torch.utils.data.Dataset):
-    "Training rows with their sequences tokenised once (as the readable loop does)."
+    "Rows with every sequence the objective forwards tokenised once, as the policy sees it (and the reference scored it)."
     def __init__(self, rows, encoded): self.rows, self.encoded = rows, encoded
     def __len__(self): return len(self.rows)
     def __getitem__(self, i): return {'row': self.rows[i], 'encoded': self.encoded[i]}
@@ -65,25 +79,53 @@ def _collate(items): return {'rows': [it['row'] for it in items], 'encoded': [it
 
 
 class _StepSampler(torch.utils.data.Sampler):
-    """The readable loop's order: step s trains on `batch_indices(s, …)` (epoch-wise permutations) of a global batch of
-    `per_device × processes × accumulation` rows; accelerate hands each process its contiguous share of every step."""
-    def __init__(self, n_rows, global_batch, steps, seed):
-        self.n_rows, self.global_batch, self.steps, self.seed = n_rows, global_batch, steps, seed
-    def __len__(self): return self.steps * min(self.global_batch, self.n_rows)
+    """One epoch of the readable loop's order: in epoch e, step s = e × steps_per_epoch + k trains on
+    `batch_indices(s, …)` (a fresh permutation every epoch) of a global batch of `per_device × processes × accumulation`
+    rows; `Trainer` calls `set_epoch` before each epoch. accelerate hands each process its contiguous share of every step."""
+    def __init__(self, n_rows, global_batch, seed):
+        self.n_rows, self.global_batch, self.seed, self.epoch = n_rows, global_batch, seed, 0
+        self.steps_per_epoch = n_rows // min(global_batch, n_rows)      # the last incomplete batch is dropped
+    def set_epoch(self, epoch): self.epoch = epoch
+    def __len__(self): return self.steps_per_epoch * min(self.global_batch, self.n_rows)
     def __iter__(self):
-        for s in range(self.steps): yield from batch_indices(s, self.n_rows, self.global_batch, self.seed)
+        first = self.epoch * self.steps_per_epoch
+        for s in range(first, first + self.steps_per_epoch): yield from batch_indices(s, self.n_rows, self.global_batch, self.seed)
 
 # %% ../nbs/14_trainer.ipynb #tr-trainer
+_SCORES = {'ref_rejected_logps': 'rejected', 'ref_chosen_logps': 'chosen', 'ref_kl_logps': 'kl_response',
+           'ref_anchor_logps': 'anchors'}          # reference log-prob field → the forwarded sequence it scores
+
+
+def _from_pretrained(what, name, kwargs=None):
+    "The model (`AutoModelForCausalLM`, with `model_init_kwargs`, as TRL does) or tokenizer of a Hub name or a local folder."
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try: return (AutoModelForCausalLM if what == 'model' else AutoTokenizer).from_pretrained(name, **(kwargs or {}))
+    except (OSError, ValueError) as e:
+        raise ValueError(f'cannot load the {what} {name!r} with from_pretrained (a Hub name while offline, or a folder '
+                         f'without one?): {str(e).splitlines()[0]}') from e
+
+
 class D2OTrainer(Trainer):
     """`transformers.Trainer` for D²O and every objective of the registry (chapter 03), with TRL's conventions: rows with
-    `prompt` and `rejected` (+ `chosen` for pair methods), `peft_config`, reference log-probs precomputed once (given as
-    columns, or computed at start with `ref_model`, the adapters disabled, or the starting model), anchors precomputed
-    (`anchors`/`anchor_ids` + `ref_anchor_logps`) or sampled by the trainer from the reference."""
-    def __init__(self, model, args=None, train_dataset=None, processing_class=None, ref_model=None, peft_config=None, **kwargs):
+    `prompt` and `rejected` (+ `chosen` for pair methods), a model or its name (`model_init_kwargs`), `peft_config`,
+    `eval_dataset`/`evaluate()`, `max_length`. Anchors in the rows (`anchors` text, or `anchor_ids` + `prompt_ids`) are
+    used as given, and sampled from the reference only when the rows have none; reference log-probs not in the rows are
+    computed once, on the very tokens the policy trains on, by `ref_model`, the adapters disabled, or the starting model."""
+    def __init__(self, model, args=None, train_dataset=None, eval_dataset=None, processing_class=None, ref_model=None,
+                 peft_config=None, **kwargs):
         args = args or D2OConfig(output_dir='d2o-trainer')
         if not isinstance(args, D2OConfig): raise TypeError(f'args must be a D2OConfig, got {type(args).__name__}')
-        if processing_class is None: raise ValueError('pass the tokenizer as processing_class')
         if train_dataset is None: raise ValueError('pass a train_dataset with prompt and rejected columns')
+        if isinstance(model, str):                      # a Hub name or a folder, as TRL accepts
+            name, model = model, _from_pretrained('model', model, args.model_init_kwargs)
+            if processing_class is None: processing_class = _from_pretrained('tokenizer', name)
+        elif args.model_init_kwargs is not None: raise ValueError('model_init_kwargs is for a model given by name; this one is loaded')
+        if processing_class is None: raise ValueError('pass the tokenizer as processing_class')
+        context = context_length(model)
+        if args.max_length is not None and args.max_length > context:
+            raise ValueError(f'max_length={args.max_length} is beyond the context length of the model ({context} tokens)')
+        self.max_length = args.max_length or context
+        self.prompt_budget = args.max_prompt_length or self.max_length // 2     # encode_example's default
         if peft_config is not None:
             from peft import get_peft_model
             model = get_peft_model(model, peft_config)
@@ -91,19 +133,27 @@ class D2OTrainer(Trainer):
         if args.disable_dropout: disable_dropout(model)
         prepare_tokenizer(processing_class)
         self.objective, self.ref_model = objective(args.method), ref_model
-        self._stored = defaultdict(list)
-        super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=_collate,
-                         processing_class=processing_class, **kwargs)
-        self.train_dataset = self._prepare_rows(train_dataset)   # after super(): the model is on its device
+        self._stored, self._eval_prefix = {'train': defaultdict(list), 'eval': defaultdict(list)}, 'eval'
+        super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
+                         data_collator=_collate, processing_class=processing_class, **kwargs)
+        # after super(): the model is on its device
+        self.train_dataset = self._prepare_rows(train_dataset, 'train_dataset')
+        if isinstance(eval_dataset, dict): self.eval_dataset = {k: self._prepare_rows(d, f'eval_dataset[{k!r}]') for k, d in eval_dataset.items()}
+        elif eval_dataset is not None: self.eval_dataset = self._prepare_rows(eval_dataset, 'eval_dataset')
 
-    def _reference(self):
-        return as_reference(self.model, self.ref_model) if (self.ref_model is not None or is_peft_model(self.model)) else _Same(self.model)
+    def _reference(self, what):
+        "The reference network (a context manager); after the first step the starting model is gone, unless kept by LoRA or `ref_model`."
+        if self.ref_model is not None or is_peft_model(self.model): return as_reference(self.model, self.ref_model)
+        if self.state.global_step > 0:
+            raise ValueError(f'cannot compute {what} now: training has started and the starting model, the reference, '
+                             'is gone. Pass them in the rows, the dataset as eval_dataset at the start, or a ref_model')
+        return _Same(self.model)
 
-    def _prepare_rows(self, dataset):
-        "Check the columns, compute what is missing once (anchors, reference log-probs), tokenise every sequence once."
+    def _prepare_rows(self, dataset, name):
+        "Check the columns; anchors as given (or sampled if none); tokenise every sequence once; score what is missing."
         args, obj = self.args, self.objective
         rows = [dict(r) for r in dataset]
-        if not rows: raise ValueError('train_dataset is empty')
+        if not rows: raise ValueError(f'{name} is empty')
         forwards, fields = obj.needs(args.anchor_mode)
         given = [f for f in ('prompt', *forwards) if f not in ('anchors', 'kl_response')]
         for i, r in enumerate(rows):
@@ -111,36 +161,77 @@ class D2OTrainer(Trainer):
                 if not isinstance(r.get(f), str) or not r[f].strip():
                     raise ValueError(f'row {i}: field {f!r} must be a non-empty string, got {r.get(f)!r} '
                                      f'({args.method} needs the columns {", ".join(given)})')
-        has_anchors = 'anchor_ids' in rows[0] or 'anchors' in rows[0]
-        if 'anchors' in forwards and args.anchors == 'precomputed' and not (has_anchors and 'ref_anchor_logps' in rows[0]):
-            raise ValueError("anchors='precomputed' needs the columns anchors (or anchor_ids + prompt_ids) and ref_anchor_logps; "
-                             f"row 0 has {sorted(rows[0])}. anchors='sampled' lets the trainer sample them")
-        if 'anchors' in forwards:
-            Ks = {len(r.get('anchor_ids', r.get('anchors', []))) for r in rows} if has_anchors else set()
-            if len(Ks) > 1: raise ValueError(f'every row needs the same number of anchors; found {sorted(Ks)}')
-        missing = [f for f in fields if f not in rows[0]] + (['anchors'] if 'anchors' in forwards and not has_anchors else [])
+        if 'anchors' in forwards: rows = self._anchors(rows)
+        if 'kl_response' in forwards and not all('kl_response' in r for r in rows):   # KTO: another row's response
+            rows = [{'kl_response': rows[(i + 1) % len(rows)]['rejected'], **r} for i, r in enumerate(rows)]
+        encoded = self._encode(rows, forwards)
+        missing = [f for f in fields if not all(f in r for r in rows)]
         if missing:
-            from datasets import Dataset
-            tok, model = self.processing_class, self.model
-            cfg = AnchorConfig(K=args.K, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                               batch_size=args.generation_batch_size, seed=args.seed)
-            keep = [c for c in rows[0] if c not in missing]
-            with self._reference() as ref:
-                was = ref.training; ref.eval()
-                built = reference_fields(ref, tok, Dataset.from_list([{c: r[c] for c in keep} for r in rows]), args.method, cfg,
-                                         anchors=args.anchor_mode, progress=False)
-                ref.train(was)
-            rows = [{**r, **{c: b[c] for c in b if c not in r}} for r, b in zip(rows, built)]
-        max_length = args.max_length or context_length(self.model)
-        return _Rows(rows, encode_rows(rows, args.method, self.processing_class, max_length, args.anchor_mode))
+            with self._reference(', '.join(missing)) as ref: rows = self._score(ref, rows, encoded, forwards, missing)
+        return _Rows(rows, encoded)
+
+    def _anchors(self, rows):
+        "The rows' own anchors, used as given; sampled from the reference (K per prompt) only when no row has any."
+        args, tok = self.args, self.processing_class
+        has = ['anchors' in r or 'anchor_ids' in r for r in rows]
+        if any(has) and not all(has):
+            raise ValueError(f'row {has.index(False)} has no anchors, row {has.index(True)} has: give anchors in every row or in none')
+        if any(has):
+            Ks = {len(r.get('anchor_ids', r.get('anchors'))) for r in rows}
+            if len(Ks) > 1 or 0 in Ks: raise ValueError(f'every row needs the same number (>= 1) of anchors; found {sorted(Ks)}')
+            return rows
+        if any('ref_anchor_logps' in r for r in rows):
+            raise ValueError('ref_anchor_logps without anchors: give the anchors they score (anchors, or anchor_ids + prompt_ids)')
+        if args.anchors == 'precomputed':
+            raise ValueError("anchors='precomputed' needs the columns anchors (or anchor_ids + prompt_ids); "
+                             f"row 0 has {sorted(rows[0])}. anchors='sampled' lets the trainer sample them")
+        with self._reference('anchors') as ref:        # sampled given the prompt as it is trained on: the same cut
+            set_seed(args.seed)
+            texts, prompt_ids, anchor_ids = generate(
+                ref, tok, [r['prompt'] for r in rows], num_return_sequences=args.K, temperature=args.temperature,
+                max_new_tokens=min(args.max_new_tokens, self.max_length - self.prompt_budget),
+                batch_size=args.generation_batch_size, return_ids=True, max_prompt_length=self.prompt_budget)
+        return [{**r, 'anchors': a, 'prompt_ids': p, 'anchor_ids': ids} for r, a, p, ids in zip(rows, texts, prompt_ids, anchor_ids)]
+
+    def _encode(self, rows, forwards):
+        """Per row, the encoded sequences of `forwards` in order (the K anchors in place), templated and cut to
+        `max_length` exactly as `encode_example` cuts them: text anchors by `encode_example`, sampled ids (chapter 07) kept
+        as sampled but cut the same way (the prompt's end, then the response's end)."""
+        tok, L, budget = self.processing_class, self.max_length, self.prompt_budget
+        enc = lambda p, r, empty=False: encode_example(tok, p, r, max_length=L, allow_empty=empty, max_prompt_length=budget)
+        out = []
+        for row in rows:
+            seqs = []
+            for f in forwards:
+                if f != 'anchors': seqs.append(enc(row['prompt'], row[f]))
+                elif 'anchor_ids' in row:
+                    p = list(row['prompt_ids'])[-budget:] if 'prompt_ids' in row else encode_prompt(tok, row['prompt'], budget)
+                    seqs += [example_from_ids(p, list(ids)[:L - len(p)]) for ids in row['anchor_ids']]
+                else: seqs += [enc(row['prompt'], a, True) for a in row['anchors']]
+            out.append(seqs)
+        return out
+
+    def _score(self, ref, rows, encoded, forwards, missing):
+        "Fill the `missing` fields: reference log-probs of the encoded sequences (the training forward's autocast), token counts."
+        sizes = [1 if f != 'anchors' else len(encoded[0]) - len(forwards) + 1 for f in forwards]
+        start = dict(zip(forwards, [sum(sizes[:i]) for i in range(len(forwards))]))
+        rows = [dict(r) for r in rows]
+        for field in missing:
+            f = _SCORES.get(field, field.removesuffix('_tokens'))
+            todo = [i for i, r in enumerate(rows) if field not in r]
+            cols = range(start[f], start[f] + sizes[forwards.index(f)])
+            examples = [encoded[i][c] for i in todo for c in cols]
+            if field in _SCORES:
+                values = score_examples(ref, examples, self.processing_class.pad_token_id, batch_size=self.args.generation_batch_size,
+                                        mixed_precision=self.accelerator.mixed_precision)[0].view(len(todo), len(cols))
+            else: values = torch.tensor([[sum(l != -100 for l in e['labels'])] for e in examples]).view(len(todo), 1)
+            for i, v in zip(todo, values.tolist()): rows[i][field] = v if f == 'anchors' else v[0]
+        return rows
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         a = self.args
-        global_batch = a.per_device_train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size)
-        n = len(dataset)
-        steps = a.max_steps if a.max_steps > 0 else math.ceil(a.num_train_epochs * (n // min(global_batch, n)))
-        return _StepSampler(n, global_batch, steps, a.seed)
+        return _StepSampler(len(dataset), a.per_device_train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size), a.seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         settings = SimpleNamespace(**{k: getattr(self.args, k) for k in ('method', 'alpha', 'beta', 'simpo_beta',
@@ -148,14 +239,31 @@ class D2OTrainer(Trainer):
                                    anchors=self.args.anchor_mode)
         loss, metrics = method_loss(model, inputs['rows'], inputs['encoded'], settings, self.processing_class.pad_token_id,
                                     self.accelerator.device, gather=self.accelerator.gather)
-        for k, v in metrics.items(): self._stored[k].append(self.accelerator.gather_for_metrics(v.detach()).float().mean().item())
+        stored = self._stored['train' if model.training else 'eval']
+        for k, v in metrics.items(): stored[k].append(self.accelerator.gather_for_metrics(v.detach()).float().mean().item())
         return (loss, metrics) if return_outputs else loss
 
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        "Evaluation: the objective's loss (and metrics, logged by `log`) on a batch of rows; no logits or labels (as TRL's DPO)."
+        with torch.no_grad(), self.compute_loss_context_manager(): loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix='eval'):
+        """`Trainer.evaluate` on rows prepared as the training rows are (a dataset passed here too): `{prefix}_loss` and the
+        objective's metrics, `{prefix}_margin`, `{prefix}_rewards/margins`…"""
+        if isinstance(eval_dataset, dict):
+            return {k: v for name, d in eval_dataset.items() for k, v in self.evaluate(d, ignore_keys, f'{metric_key_prefix}_{name}').items()}
+        if eval_dataset is not None and not isinstance(eval_dataset, (str, _Rows)): eval_dataset = self._prepare_rows(eval_dataset, 'eval_dataset')
+        self._eval_prefix = metric_key_prefix
+        return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+
     def log(self, logs, start_time=None):
-        "Add the objective's metrics (means since the last log, as TRL does) to what Trainer logs."
-        if 'loss' in logs:
-            logs.update({k: sum(v) / len(v) for k, v in self._stored.items() if v})
-            self._stored.clear()
+        "Add the objective's metrics (means since the last log, as TRL does) to what Trainer logs; `eval_`-prefixed after an evaluation."
+        mode = 'train' if 'loss' in logs else 'eval' if f'{self._eval_prefix}_loss' in logs else None
+        if mode:
+            prefix = '' if mode == 'train' else f'{self._eval_prefix}_'
+            logs.update({prefix + k: sum(v) / len(v) for k, v in self._stored[mode].items() if v})
+            self._stored[mode].clear()
         return super().log(logs, start_time)
 
 
