@@ -25,7 +25,7 @@ def main():
     import torch
     if args.threads: torch.set_num_threads(args.threads)
     from d2o_edu.core import set_seed
-    from d2o_edu.data import load_harm_world
+    from d2o_edu.harm_world import load_harm_world
     from d2o_edu.models import load_model, n_params
     from d2o_edu.sft import sft, SFTConfig
     from d2o_edu.landscape import LossOnBatch, landscape_batch, random_direction, weight_slice_1d, weight_slice_2d

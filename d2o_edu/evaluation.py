@@ -10,7 +10,8 @@ import html, math
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
 import torch
-from .data import distinct_n, encode_prompt, _prompt_budget
+from .harm_world import distinct_n
+from .batches import encode_prompt, _prompt_budget
 from .judges import make_judge
 from .models import generate, response_logps, score_ids, is_peft_model, as_reference, context_length
 

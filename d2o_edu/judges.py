@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 from .core import pick, get_device
-from .data import harm_score, topic_of, helpfulness, is_harmful, load_harm_world, harm_world_texts
+from .harm_world import harm_score, topic_of, helpfulness, is_harmful, load_harm_world, harm_world_texts
 
 # %% ../nbs/09a_judges.ipynb #a9d0e007
 HARM_THRESHOLD = 0.5

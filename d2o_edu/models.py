@@ -16,7 +16,7 @@ import torch
 from tokenizers import Tokenizer, models as tok_models, pre_tokenizers, decoders, trainers
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPTNeoXConfig,
                           GPTNeoXForCausalLM, PreTrainedTokenizerFast)
-from .data import harm_world_texts
+from .harm_world import harm_world_texts
 
 # %% ../nbs/05_models.ipynb #8c2f00d9
 EOS_TOKEN, PAD_TOKEN = '<|endoftext|>', '<|pad|>'
@@ -145,7 +145,7 @@ def generate(model, tokenizer, prompts, num_return_sequences=1, max_new_tokens=4
     """Sample `num_return_sequences` responses per prompt: a list (one per prompt) of lists of strings.
     `return_ids=True` returns `(texts, prompt_ids, response_ids)`: the token ids exactly as sampled, the eos kept only
     where the model generated it; `return_logps=True` adds the log-probs the generation itself assigned to its samples."""
-    from d2o_edu.data import encode_prompt, _prompt_budget
+    from d2o_edu.batches import encode_prompt, _prompt_budget
     if seed is not None: torch.manual_seed(seed)
     was_training = model.training
     model.eval()
@@ -185,7 +185,7 @@ def example_from_ids(prompt_ids, response_ids) -> dict:
 def score_examples(model, examples, pad_token_id, batch_size=64, average=False, progress=False, mixed_precision='no'):
     """(log-probs `[N]` float32 on the CPU, scored tokens `[N]`) of encoded examples, in batches, under the autocast
     of `mixed_precision` — the arithmetic of the training forward, so cached values match it at step 0."""
-    from d2o_edu.data import collate
+    from d2o_edu.batches import collate
     from d2o_edu.losses import sequence_logps
     from d2o_edu.core import autocast
     was_training = model.training; model.eval()
@@ -210,7 +210,7 @@ def response_logps(model, tokenizer, prompts, responses, batch_size=64, max_leng
     """Summed (or mean) log-prob of each response *text* given its prompt (tokenised by `encode_example`, + eos), a float
     tensor `[N]` on the CPU (empty responses score the eos alone); `return_lengths=True` adds the scored token counts.
     For text a model sampled, score its token ids with `score_ids` instead: re-tokenised text is another sequence."""
-    from d2o_edu.data import encode_example
+    from d2o_edu.batches import encode_example
     if len(prompts) != len(responses): raise ValueError(f'{len(prompts)} prompts but {len(responses)} responses')
     max_length = max_length or context_length(model)
     examples = [encode_example(tokenizer, p, r, max_length=max_length, allow_empty=True) for p, r in zip(prompts, responses)]

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from .core import set_seed, atomic_write_text, fingerprint_files
-from .data import encode_example
+from .batches import encode_example
 from .models import generate, response_logps, score_ids, context_length
 
 # %% ../nbs/07_sampling.ipynb #00e71fc2

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 from .core import set_seed, make_accelerator
-from .data import encode_example, collate
+from .batches import encode_example, collate
 from .losses import token_logps
 from .models import context_length
 

@@ -117,7 +117,7 @@ LIBRARY_CASES = [
     ('train config method', lambda: __import__('d2o_edu.training', fromlist=['x']).TrainConfig(method='sft'), "unknown method 'sft'"),
     ('anchor config K', lambda: __import__('d2o_edu.sampling', fromlist=['x']).AnchorConfig(K=0), 'K must be an integer >= 1'),
     ('uneven shards', lambda: __import__('d2o_edu.training', fromlist=['x']).shard(list(range(6)), 0, 4), 'cannot be split into 4 equal shards'),
-    ('collate mismatch', lambda: __import__('d2o_edu.data', fromlist=['x']).collate([{'input_ids': [1, 2], 'labels': [1]}], 0), 'example 0 has 2 input_ids but 1 labels'),
+    ('collate mismatch', lambda: __import__('d2o_edu.batches', fromlist=['x']).collate([{'input_ids': [1, 2], 'labels': [1]}], 0), 'example 0 has 2 input_ids but 1 labels'),
     ('sampled response empty', lambda: __import__('d2o_edu.models', fromlist=['x']).example_from_ids([1, 2], []), 'at least one token'),
     ('harm label weight', lambda: __import__('d2o_edu.judges', fromlist=['x']).parse_harm_labels('unsafe=7'), 'unsafe'),
     ('mixed precision', lambda: __import__('d2o_edu.core', fromlist=['x']).resolve_mixed_precision('fp8'), "mixed_precision='fp8'"),

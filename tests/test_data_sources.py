@@ -6,8 +6,8 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from d2o_edu.data import (data_source, encode_example, encode_prompt, format_prompt, load_negatives,
-                          truncation_stats)
+from d2o_edu.sources import data_source, load_negatives
+from d2o_edu.batches import encode_example, encode_prompt, format_prompt, truncation_stats
 
 FIXTURES = Path(__file__).parent / 'fixtures'
 

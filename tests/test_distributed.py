@@ -32,7 +32,7 @@ def _run(nproc, out, start, method, extra=()):
 @pytest.fixture(scope='module')
 def start_model(tmp_path_factory):
     "A briefly fine-tuned tiny GPT-2 saved to a folder: both runs start from exactly these weights."
-    from d2o_edu.data import load_harm_world
+    from d2o_edu.harm_world import load_harm_world
     from d2o_edu.models import load_model, save_model
     from d2o_edu.sft import sft, SFTConfig
     model, tok = load_model('tiny-gpt2')

@@ -2,7 +2,7 @@
 import math
 import pytest
 import torch
-from d2o_edu.data import load_harm_world, harm_score, is_harmful
+from d2o_edu.harm_world import load_harm_world, harm_score, is_harmful
 from d2o_edu.judges import (CallableJudge, ClassifierJudge, HarmWorldJudge, Judge, make_judge, parse_harm_labels,
                             train_tiny_harm_classifier, as_probability)
 
