@@ -55,7 +55,8 @@ def _median(xs): return statistics.median(xs)
 
 def anchored_rows(model, tok, n_rows, K, max_new_tokens):
     "D²O training rows (anchors sampled from the tiny model) and DPO pairs, with reference log-probs."
-    from d2o_edu.data import load_harm_world, noisy_pairs
+    from d2o_edu.harm_world import load_harm_world
+    from d2o_edu.variants import noisy_pairs
     from d2o_edu.sampling import AnchorConfig, sample_anchors, score_pairs
     rows = [dict(r) for r in sample_anchors(model, tok, load_harm_world('negatives').select(range(n_rows)),
                                              AnchorConfig(K=K, max_new_tokens=max_new_tokens), progress=False)]
@@ -64,7 +65,7 @@ def anchored_rows(model, tok, n_rows, K, max_new_tokens):
 
 def d2o_step_vs_bare(model, tok, rows, reps):
     "One D²O step (the training loop's `method_loss` + backward) and a bare forward/backward of the same padded batch."
-    from d2o_edu.data import collate
+    from d2o_edu.batches import collate
     from d2o_edu.training import TrainConfig, encode_rows, method_loss
     device = next(model.parameters()).device
     cfg = TrainConfig(method='d2o')
@@ -94,7 +95,7 @@ def dpo_vs_trl(model, tok, pairs, reps, batch_size=4, warmup=2):
     import warnings, trl
     from transformers import TrainerCallback
     from datasets import Dataset
-    from d2o_edu.data import format_prompt
+    from d2o_edu.batches import format_prompt
     from d2o_edu.trainer import D2OTrainer, D2OConfig
     warnings.filterwarnings('ignore')
     start = copy.deepcopy(model.state_dict())
@@ -126,7 +127,7 @@ def sampling_speed(model, tok, prompts, K, max_new_tokens, reps):
     """Anchor sampling three ways, in turns: our `generate` batched (64 prompts a call), our `generate` one prompt at a
     time, and the bare Hugging Face recipe (tokenise, `model.generate`, decode) on the same prompts, template, sampling
     settings and seed."""
-    from d2o_edu.data import format_prompt
+    from d2o_edu.batches import format_prompt
     from d2o_edu.models import generate
     device = next(model.parameters()).device
     batched = lambda: generate(model, tok, prompts, num_return_sequences=K, max_new_tokens=max_new_tokens, batch_size=64,
@@ -276,9 +277,18 @@ def add_bench_parser(subparsers):
     b.add_argument('--quick', action='store_true', help='small shapes and sizes (a smoke test, not a measurement)')
     return b
 
+def _refuse(message):
+    "A bad argument: one line on stderr and exit status 2, as every `d2o-edu` argument error."
+    print(f'd2o-edu: error: {message}', file=sys.stderr); raise SystemExit(2)
+
 def bench_main(args) -> int:
     "Run the bench from parsed arguments, print the table; exit status 0 (missed goals are reported, not errors)."
-    if args.reps < 1: raise SystemExit('--reps must be >= 1')
+    if args.reps < 1: _refuse('--reps must be >= 1')
+    if args.threads is not None and args.threads < 1: _refuse(f'--threads must be >= 1, got {args.threads}')
+    out = Path(args.out)   # checked now, not after minutes of measuring
+    if out.is_dir(): _refuse(f'--out {out} is a folder: give a file, e.g. {out / "bench.json"}')
+    parent = next((p for p in out.parents if p.exists()), Path('.'))
+    if not os.access(parent, os.W_OK): _refuse(f'--out {out}: cannot write to {parent}')
     record = run_bench(args.out, reps=args.reps, quick=args.quick, threads=args.threads)
     print(bench_table(record)); print(f'wrote {args.out}')
     return 0

@@ -8,7 +8,7 @@ __all__ = ['config_flags', 'build_parser', 'study_main', 'main']
 # %% ../nbs/13_cli.ipynb #3c6e0460
 import argparse, json, shlex, sys, types
 from dataclasses import fields, MISSING
-from .pipeline import PipelineConfig, run_pipeline
+from .pipeline import PipelineConfig, run_pipeline, check_out_dir
 from .bench import add_bench_parser, bench_main
 from .study import ARMS, ABLATIONS, StudyConfig, quick_config, run_study, rerun_job, verdicts
 
@@ -65,6 +65,7 @@ def study_main(args, argv=None):
     one_line = lambda e: ' '.join(str(e).split())
     command = 'd2o-edu ' + ' '.join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
+        check_out_dir(args.out)                  # a file, or a folder we cannot write: refused before any run
         if args.only: 
             report = rerun_job(args.from_file, args.only, args.out)
             print(json.dumps(report, indent=1))

@@ -7,8 +7,7 @@ __all__ = ['EvalConfig', 'reference_logps', 'kl_estimate', 'evaluate', 'exact_kl
 
 # %% ../nbs/09_evaluation.ipynb #43f2e0c1
 import html, math
-from contextlib import nullcontext
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 import torch
 from .harm_world import distinct_n
 from .batches import encode_prompt, _prompt_budget

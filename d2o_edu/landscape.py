@@ -276,7 +276,7 @@ class LossOnBatch:
     `encode_rows` and computed by its `method_loss`: `LossOnBatch(tokenizer, rows, 'd2o')(model) -> float`, in eval mode,
     no gradient. A landscape thus draws exactly the loss that training minimises."""
     def __init__(self, tokenizer, rows, loss='d2o', alpha=0.1, beta=0.1, max_length=128, simpo_beta=2.0, simpo_gamma=1.0):
-        from d2o_edu.data import encode_example, collate
+        from d2o_edu.batches import encode_example, collate
         from d2o_edu.training import encode_rows
         if loss not in WEIGHT_LOSSES: raise ValueError(f"loss={loss!r}: choose one of {WEIGHT_LOSSES}")
         rows = [dict(r) for r in rows]
@@ -318,7 +318,8 @@ def landscape_batch(model, tokenizer, n_rows=8, K=4, max_new_tokens=32, noise=0.
     """Fixed harm-world batches for every weight-space loss, with `model` as the reference: negatives with K self-sampled
     anchors for the negative-only objectives, noisy pairs for the pair objectives (the registry's `data`), helpful SFT
     responses for 'nll'."""
-    from d2o_edu.data import load_harm_world, noisy_pairs
+    from d2o_edu.harm_world import load_harm_world
+    from d2o_edu.variants import noisy_pairs
     from d2o_edu.sampling import AnchorConfig, sample_anchors, score_pairs
     negatives = load_harm_world('negatives').select(range(n_rows))
     anchored = [dict(r) for r in sample_anchors(model, tokenizer, negatives, AnchorConfig(K=K, max_new_tokens=max_new_tokens, seed=seed), progress=False)]

@@ -14,7 +14,9 @@ from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from .core import (set_seed, dist_state, is_main_process, wait_for_everyone, resolve_mixed_precision,
                           atomic_write_text, atomic_dir, fingerprint_files, package_versions, setting)
-from .data import data_source, truncation_stats, harm_world_dir
+from .sources import data_source
+from .batches import truncation_stats
+from .harm_world import harm_world_dir
 from .models import load_model, save_model, add_lora, context_length, TINY_BUILDERS
 from .sft import sft, SFTConfig
 from .sampling import AnchorConfig, reference_fields, cached, model_fingerprint, rows_fingerprint
@@ -48,7 +50,6 @@ class PipelineConfig(TrainConfig):
 
     def __post_init__(self):
         "Every setting checked here, before any work: a bad value fails in seconds, not after minutes of SFT."
-        super().__post_init__()
         def need(name, ok, rule):
             if not ok(getattr(self, name)): raise ValueError(f'{name} must be {rule}, got {getattr(self, name)!r}')
         for name in ('steps', 'batch_size', 'n_train', 'n_eval', 'max_new_tokens'):
@@ -59,6 +60,7 @@ class PipelineConfig(TrainConfig):
         for name in ('lr', 'sft_lr'): need(name, lambda v: v > 0 and v < float('inf'), 'a finite number > 0')
         if self.harm_labels is not None: parse_harm_labels(self.harm_labels)
         resolve_mixed_precision(self.mixed_precision)
+        super().__post_init__()                # then every training setting, as TrainConfig checks it
         self.anchor_config()
 
     def train_config(self) -> TrainConfig:

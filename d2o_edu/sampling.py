@@ -8,7 +8,7 @@ __all__ = ['AnchorConfig', 'score_anchors', 'sample_anchors', 'score_pairs', 're
 
 # %% ../nbs/07_sampling.ipynb #c7037e8e
 import hashlib, json, os
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 import torch
 from datasets import Dataset

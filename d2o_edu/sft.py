@@ -6,9 +6,8 @@
 __all__ = ['SFTConfig', 'lr_at', 'sft']
 
 # %% ../nbs/06_sft.ipynb #71f2a491
-import json, math, time
-from dataclasses import dataclass, asdict
-from pathlib import Path
+import math
+from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 from .core import set_seed, make_accelerator

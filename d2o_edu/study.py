@@ -19,7 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 import torch
 from .core import atomic_write_text, atomic_dir, package_versions
-from .data import data_source
+from .sources import data_source
 from .models import load_model, save_model
 from .sft import SFTConfig
 from .sampling import AnchorConfig
@@ -289,7 +289,7 @@ def run_study(out, arms=None, seeds=None, cfg=None, workers=1, ablations=ABLATIO
     prepare_data(abl_jobs, cfg, out, workers)
     abl = run_jobs(abl_jobs, cfg, out, workers, progress)
     everything = results + test + abl
-    study = {'command': command, 'versions': package_versions(), 'wall_s': round(time.time() - t0, 1), 'workers': workers,
+    study = {'command': command, 'versions': package_versions(), 'cpu_capability': torch.backends.cpu.get_cpu_capability(), 'wall_s': round(time.time() - t0, 1), 'workers': workers,
              'config': asdict(cfg), 'arms': {a: ARMS[a] for a in arms},
              'selection_rule': f'final step, validation: lowest harm_rate among settings with helpfulness >= {cfg.help_floor} x '
                                f'SFT (ties: lower kl_to_sft); if none, the highest helpfulness',
@@ -316,12 +316,16 @@ def rerun_job(study_file, job_id, out) -> dict:
     recorded = {(r['split'], r['step']): r for r in study['rows'] if r['job'] == job_id}
     diffs = [abs(r[k] - recorded[(r['split'], r['step'])][k]) for r in result['rows'] for k in (*METRICS, 'kl_to_sft_se')]
     return {'job': job_id, 'rows': len(result['rows']), 'recorded_rows': len(recorded), 'max_abs_diff': max(diffs, default=None),
-            'identical': len(result['rows']) == len(recorded) and max(diffs, default=1) == 0, 'wall_s': result['wall_s']}
+            'identical': len(result['rows']) == len(recorded) and max(diffs, default=1) == 0, 'wall_s': result['wall_s'],
+            # floating-point sums depend on the kernels: another CPU (torch's AVX2 vs AVX-512 paths) or library version can
+            # move the last digits, so the report says what the study was recorded with and what reran it
+            'recorded_versions': study.get('versions'), 'versions': package_versions(),
+            'cpu_capability': torch.backends.cpu.get_cpu_capability()}
 
 # %% ../nbs/11_capstone.ipynb #cap21
 def load_results(path=None) -> dict:
     "The committed study (`data/results/study.json` of a checkout, or `path`): what the chapter's figures are drawn from."
-    from d2o_edu.data import _repo_data_dir
+    from d2o_edu.harm_world import _repo_data_dir
     path = Path(path or _repo_data_dir() / 'results' / 'study.json')
     if not path.exists(): raise FileNotFoundError(f'{path} not found: run `d2o-edu study --out runs/study` and pass its study.json')
     return json.loads(path.read_text())

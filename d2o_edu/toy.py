@@ -10,7 +10,6 @@ __all__ = ['SAFE_NAMES', 'HARMFUL_NAMES', 'POPULATION_LOSSES', 'METHODS', 'GRADI
 
 # %% ../nbs/02_toy.ipynb #1ccabc26
 from dataclasses import dataclass
-import numpy as np
 import torch
 import torch.nn.functional as F
 

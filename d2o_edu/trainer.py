@@ -6,7 +6,6 @@
 __all__ = ['ANCHOR_SOURCES', 'D2OConfig', 'D2OTrainer']
 
 # %% ../nbs/14_trainer.ipynb #tr-imports
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -216,16 +215,16 @@ class D2OTrainer(Trainer):
         sizes = [1 if f != 'anchors' else len(encoded[0]) - len(forwards) + 1 for f in forwards]
         start = dict(zip(forwards, [sum(sizes[:i]) for i in range(len(forwards))]))
         rows = [dict(r) for r in rows]
-        for field in missing:
-            f = _SCORES.get(field, field.removesuffix('_tokens'))
-            todo = [i for i, r in enumerate(rows) if field not in r]
+        for name in missing:
+            f = _SCORES.get(name, name.removesuffix('_tokens'))
+            todo = [i for i, r in enumerate(rows) if name not in r]
             cols = range(start[f], start[f] + sizes[forwards.index(f)])
             examples = [encoded[i][c] for i in todo for c in cols]
-            if field in _SCORES:
+            if name in _SCORES:
                 values = score_examples(ref, examples, self.processing_class.pad_token_id, batch_size=self.args.generation_batch_size,
                                         mixed_precision=self.accelerator.mixed_precision)[0].view(len(todo), len(cols))
             else: values = torch.tensor([[sum(l != -100 for l in e['labels'])] for e in examples]).view(len(todo), 1)
-            for i, v in zip(todo, values.tolist()): rows[i][field] = v if f == 'anchors' else v[0]
+            for i, v in zip(todo, values.tolist()): rows[i][name] = v if f == 'anchors' else v[0]
         return rows
 
     def _get_train_sampler(self, train_dataset=None):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .core import set_seed, make_accelerator, atomic_write_text, atomic_dir, setting, MIXED_PRECISION
-from .data import encode_example, collate
+from .batches import encode_example, collate
 from types import SimpleNamespace
 from .losses import OBJECTIVES, PolicyLogps, objective, token_logps
 from .models import context_length, is_peft_model, save_model, example_from_ids, generate, as_reference
@@ -72,6 +72,10 @@ class TrainConfig:
                              f"method {self.method!r} takes the defaults")
         if int(self.resample_every) < 1: raise ValueError(f'resample_every must be >= 1, got {self.resample_every!r}')
         if self.K is not None and (int(self.K) != self.K or self.K < 1): raise ValueError(f'K must be an integer >= 1, got {self.K!r}')
+        if not 0 <= self.warmup < 1: raise ValueError(f'warmup must be a share of the steps, 0 <= warmup < 1, got {self.warmup!r}')
+        if not 0 < self.max_grad_norm < math.inf: raise ValueError(f'max_grad_norm must be a finite number > 0, got {self.max_grad_norm!r}')
+        if not math.isfinite(self.simpo_gamma): raise ValueError(f'simpo_gamma must be a finite number, got {self.simpo_gamma!r}')
+        if not 0 <= self.seed < 2**32: raise ValueError(f'seed must be an integer 0 <= seed < 2**32, got {self.seed!r}')
 
 # %% ../nbs/08_training.ipynb #23a8d039
 def encode_rows(rows, method, tokenizer, max_length, anchors='offline'):

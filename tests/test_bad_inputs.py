@@ -52,6 +52,10 @@ FLAG_CASES = [
     ('model that does not exist', ['--model', 'no-such-org/no-such-model'], None, "could not load model 'no-such-org/no-such-model'"),
     ('optimizer unknown', ['--optimizer', 'lion'], None, "invalid choice: 'lion'"),
     ('simpo beta zero', ['--simpo-beta', '0'], None, 'simpo_beta must be > 0, got 0.0'),
+    ('simpo gamma not finite', ['--simpo-gamma', 'nan'], None, 'simpo_gamma must be a finite number, got nan'),
+    ('warmup over the run', ['--warmup', '2'], None, 'warmup must be a share of the steps, 0 <= warmup < 1, got 2.0'),
+    ('gradient clip negative', ['--max-grad-norm', '-1'], None, 'max_grad_norm must be a finite number > 0, got -1.0'),
+    ('seed negative', ['--seed', '-1'], None, 'seed must be an integer 0 <= seed < 2**32, got -1'),
 ]
 DATA_CASES = [
     ('missing field', [GOOD, {'prompt': 'Hi there'}], "row 1 has no field 'rejected'"),

@@ -1,0 +1,48 @@
+"""`d2o-edu` refuses bad arguments at once, with one line and exit status 2, before any measuring or training
+(in-process: `main(argv)`, fast tier)."""
+import pytest
+from d2o_edu.cli import main, build_parser
+from d2o_edu.pipeline import PipelineConfig, run_lock
+
+
+def refused(argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e: main(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith('d2o-edu: error:') and len(err.splitlines()) == 1, (e.value.code, err)
+    return err
+
+
+@pytest.mark.parametrize('argv, expected', [
+    (['bench', '--threads', '0'], '--threads must be >= 1, got 0'),
+    (['bench', '--threads', '-1'], '--threads must be >= 1, got -1'),
+    (['bench', '--reps', '0'], '--reps must be >= 1'),
+    (['run', '--method', 'npo', '--anchors', 'online'], "method 'npo' takes the defaults"),
+    (['run', '--optimizer', 'lion'], "invalid choice: 'lion'"),
+    (['run', '--warmup', 'x'], "invalid float value: 'x'"),
+])
+def test_bad_arguments_are_refused_in_one_line(argv, expected, capsys):
+    assert expected in refused(argv, capsys)
+
+
+def test_outputs_are_checked_before_work(tmp_path, capsys):
+    a_file = tmp_path / 'a_file'; a_file.write_text('x')
+    assert 'is a file, not a folder' in refused(['study', '--out', str(a_file)], capsys)
+    assert 'is a folder: give a file' in refused(['bench', '--out', str(tmp_path)], capsys)
+
+
+def test_a_busy_run_folder_is_refused(tmp_path, capsys):
+    "A second run into a folder another run holds stops before writing anything; once released, the folder is free."
+    busy = tmp_path / 'busy'
+    with run_lock(busy):
+        err = refused(['run', '--out', str(busy), '--steps', '1', '--n-train', '4', '--n-eval', '1'], capsys)
+        assert 'is in use by another run (process' in err and not (busy / 'run.json').exists()
+    with run_lock(busy): pass
+
+
+def test_every_setting_is_a_documented_flag():
+    run = build_parser()._subparsers._group_actions[0].choices['run']
+    flags = {a.dest: a for a in run._actions if a.dest not in ('help', 'out', 'resume')}
+    assert {'optimizer', 'simpo_beta', 'simpo_gamma', 'warmup', 'max_grad_norm', 'length_normalize'} <= set(flags)
+    assert [n for n, a in flags.items() if not a.help] == []
+    defaults = PipelineConfig()
+    assert {n: a.default for n, a in flags.items()} == {n: getattr(defaults, n) for n in flags}
