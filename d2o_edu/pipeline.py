@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['RUN_FILES', 'RESUME_MAY_CHANGE', 'PipelineConfig', 'starting_model', 'sft_stage', 'training_rows', 'data_stage',
            'evaluate_model', 'input_fingerprints', 'run_record', 'check_out_dir', 'prepare_run_dir', 'Hooks',
-           'RunResult', 'run_lock', 'run_pipeline', 'write_run_files', 'report_figures', 'report_html']
+           'RunResult', 'run_lock', 'judge_note', 'run_pipeline', 'write_run_files', 'report_figures', 'report_html']
 
 # %% ../nbs/12b_pipeline.ipynb #imports
-import copy, fcntl, json, os, shutil, sys, time
+import copy, fcntl, json, math, os, shutil, sys, time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
@@ -245,6 +245,17 @@ def run_lock(out):
     finally:
         fcntl.flock(f, fcntl.LOCK_UN); f.close()
 
+def judge_note(cfg, source, judge) -> str | None:
+    "What this run's harm numbers mean when they are not what they seem: none measured, or a judge made for other data."
+    if judge is None:
+        return ('harm and helpfulness are not measured: this data set has no judge of its own (--judge: a text '
+                'classifier with --harm-labels, or harm-world for text like the harm world)')
+    if getattr(judge, 'name', None) == 'harm-world' and source.default_judge != 'harm-world':
+        return (f"the harm-world judge knows only the harm world's own fictional harm sentences: on other text it finds no "
+                f'harm, so a low harm rate on {cfg.dataset} means nothing unless the file is harm-world text; to measure real '
+                'harm use a classifier (--judge NAME --harm-labels ...)')
+    return None
+
 def _truncation_note(cfg, tokenizer, model, rows):
     "How many training prompts/responses are cut to fit the context (TRL's keep_end rule, chapter 04): logged, never silent."
     side = 'chosen' if objective(cfg.method).data == 'pairs' else 'rejected'
@@ -280,6 +291,8 @@ def _run_stages(cfg, out, resume, progress, hooks) -> RunResult:
     if truncation['prompts_truncated'] or truncation['responses_truncated']:
         _log(f"cut to fit {truncation['max_length']} tokens: {truncation['prompts_truncated']} prompts (kept their last "
              f"{truncation['max_prompt_length']} tokens) and {truncation['responses_truncated']} responses of {truncation['rows']} rows", progress)
+    note = judge_note(cfg, source, judge)
+    if note: _log(f'note: {note}', progress)
     if main:
         _log(f'evaluating the SFT model on {len(prompts)} prompts (judge: {getattr(judge, "name", None)})', progress)
         sft_metrics, sft_samples = evaluate_model(model, tokenizer, prompts, cfg.eval_config(), judge, is_reference=True)
@@ -298,7 +311,7 @@ def _run_stages(cfg, out, resume, progress, hooks) -> RunResult:
     aligned_metrics, aligned_samples = evaluate_model(policy, tokenizer, prompts, cfg.eval_config(), judge, reference)
     timing['total_s'] = time.time() - t0
     metrics = {'sft': sft_metrics, 'aligned': aligned_metrics, 'config': asdict(cfg), 'timing': timing,
-               'processes': dist_state().num_processes, 'truncation': truncation}
+               'processes': dist_state().num_processes, 'truncation': truncation, 'judge_note': note}
     hooks.on_metrics(metrics)
     write_run_files(out, metrics, sft_samples, aligned_samples, judge is not None)
     _log(f'done in {timing["total_s"]:.0f}s: {out}/metrics.json, report.html', progress)
@@ -334,8 +347,14 @@ def report_html(metrics, log, sft_samples, aligned_samples, has_judge=True):
     import html as _html
     figs = report_figures(metrics, log, has_judge)
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
-    rows = ''.join(f"<tr><td>{r['metric']}</td><td>{r['before']:.3f}</td><td>{r['after']:.3f}</td><td>{r['ratio']:.2f}</td></tr>"
+    ratio = lambda x: f'{x:.2f}' if math.isfinite(x) else '—'   # SFT's KL to itself is 0: no ratio
+    se = lambda r: f" ± {metrics['aligned']['kl_to_sft_se']:.3f}" if r['metric'] == 'kl_to_sft' and 'kl_to_sft_se' in metrics['aligned'] else ''
+    rows = ''.join(f"<tr><td>{r['metric']}</td><td>{r['before']:.3f}</td><td>{r['after']:.3f}{se(r)}</td><td>{ratio(r['ratio'])}</td></tr>"
                    for r in compare(metrics['sft'], metrics['aligned']) if r['before'] is not None and r['after'] is not None)
+    notes = [n for n in (metrics.get('judge_note'),) if n]
+    if metrics['aligned'].get('kl_to_sft') is not None and metrics['aligned']['kl_to_sft'] < 0:
+        notes.append('KL to SFT is a Monte-Carlo estimate from the samples (± its standard error): below 0 only by sampling noise')
+    rows += ''.join(f"<tr><td colspan='4'><em>{_html.escape(n)}</em></td></tr>" for n in notes)
     cfg = _html.escape(json.dumps(metrics['config']))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>d2o-edu run: {metrics['config']['method']}</title>"
             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto} td,th{border:1px solid #ccc;padding:4px}"
