@@ -174,9 +174,8 @@ def job_data2(job, cfg, out, model=None, tokenizer=None):
                               key={'n_train': cfg.n_train, 'world': job['world'], 'noise': job['noise'], 'seed': seed}, progress=False))
 
 def run_job2(job, cfg, out) -> dict:
-    """Train one run from its world's SFT model; measure it every `eval_every` steps (tuning runs on validation, test runs
-    on test); write
-    `out/jobs/<id>.json` (a finished run is read back, never trained again)."""
+    """Train one run from its world's SFT model; measure it at `job['eval_steps']` (tuning runs on validation, test runs
+    on test); write `out/jobs/<id>.json` (a finished run is read back, never trained again)."""
     torch.set_num_threads(cfg.threads)
     path = out / 'jobs' / f"{job['id']}.json"
     if path.exists():
