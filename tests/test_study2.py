@@ -107,3 +107,9 @@ def test_study2_cli_runs_resumes_and_reruns_a_job(tmp_path):
     rerun = _d2o_edu('study2', '--only', job, '--from', str(out / 'study2.json'), '--out', str(tmp_path / 'again'))
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     assert json.loads(rerun.stdout)['identical'] is True
+    # `d2o-edu study --only` (study 1's command) recognises a study2.json and reruns the job through study 2's runner
+    via_study = _d2o_edu('study', '--only', job, '--from', str(out / 'study2.json'), '--out', str(tmp_path / 'again1'))
+    assert via_study.returncode == 0, via_study.stdout[-2000:] + via_study.stderr[-2000:]
+    assert json.loads(via_study.stdout)['identical'] is True and json.loads(via_study.stdout)['job'] == job
+    missing = _d2o_edu('study', '--only', 'no-such-run', '--from', str(out / 'study2.json'), '--out', str(tmp_path / 'again2'))
+    assert missing.returncode == 2 and "has no run 'no-such-run'" in missing.stderr and 'Traceback' not in missing.stderr
