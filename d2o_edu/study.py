@@ -614,7 +614,7 @@ VERDICT_92a248c = {1: 'supported', 0: 'mixed', -1: 'not supported', None: 'not m
 def verdicts_92a248c(study) -> list:
     """The verdicts under the criteria of commit 92a248c, written before the results existed: a verbatim copy of that
     commit's `verdicts` (its `lower` and `VERDICT` renamed `_lower_92a248c` and `VERDICT_92a248c`; `_fmt` now prints
-    an SD of 0; a source label now names the paper page). "Beats" means by more than 2 standard errors of the difference; "within noise" reads "mixed"."""
+    an SD of 0; its source labels are kept as written then). "Beats" means by more than 2 standard errors of the difference; "within noise" reads "mixed"."""
     sft = next(r for r in study['rows'] if r['method'] == 'sft' and r['split'] == 'test')
     has = lambda *arms: all(_final_rows(study, a) for a in arms)
     out = []
@@ -684,7 +684,7 @@ def verdicts_92a248c(study) -> list:
         (ga, ka), (gs, ks) = [(kl(rows, steps) - kl(rows, half), kl(rows, steps)) for rows in (adam, sgd)]
         stops = lambda g, k: g < 0.25 * k
         v = 1 if stops(ga, ka) and stops(gs, ks) else (0 if stops(gs, ks) else -1)
-        claim('Training stops by itself once the negative is below the anchors (σ(−margin) → 0)', 'gradient analysis (the paper page); chapter 02',
+        claim('Training stops by itself once the negative is below the anchors (σ(−margin) → 0)', 'gradient analysis (PAPER.md); chapter 02',
               f'KL to SFT grows by < 25 % of its final value from step {half} to {steps}: with Adam and SGD → supported; '
               f'with SGD only → mixed', f'Adam: +{ga:.2f} (final {ka:.2f}); SGD (lr {sgd_lr:g}, chosen by the rule): +{gs:.2f} (final {ks:.2f})', v)
     return out
