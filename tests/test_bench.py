@@ -69,3 +69,18 @@ def test_quick_bench_writes_every_ratio_with_its_repetitions(tmp_path):
 def test_bench_rejects_bad_arguments():
     res = _cli('bench', '--reps', '0')
     assert res.returncode != 0 and '--reps must be >= 1' in res.stderr
+
+
+@pytest.mark.slow
+def test_bench_after_a_plain_install_without_trl_measures_the_rest(tmp_path):
+    "TRL is a dev requirement: without it the DPO comparison reads 'not measured' and every other ratio is measured."
+    out = tmp_path / 'bench.json'
+    code = "import sys; sys.modules['trl'] = None; from d2o_edu.cli import main; sys.exit(main())"   # `import trl` now fails
+    res = subprocess.run([sys.executable, '-c', code, 'bench', '--quick', '--reps', '1', '--out', str(out)],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    record = json.loads(out.read_text())
+    dpo = record['ratios']['ours_dpo_over_trl_dpo_throughput']
+    assert dpo and all(r['ratio'] is None and r['met'] is None and 'trl is not installed' in r['skipped'] for r in dpo.values())
+    assert all(r['ratio'] > 0 for name, per in record['ratios'].items() if name != 'ours_dpo_over_trl_dpo_throughput' for r in per.values())
+    assert 'not measured: trl is not installed' in res.stdout
