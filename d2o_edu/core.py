@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MIXED_PRECISION', 'in_test', 'pick', 'set_seed', 'get_device', 'dist_state', 'is_main_process', 'wait_for_everyone',
            'resolve_mixed_precision', 'make_accelerator', 'autocast', 'setting', 'atomic_write_text', 'atomic_dir',
-           'fingerprint_files', 'package_versions', 'use_plotly_renderer']
+           'read_json', 'fingerprint_files', 'package_versions', 'use_plotly_renderer']
 
 # %% ../nbs/00_core.ipynb #e83515c1
 import os, sys, random
@@ -110,6 +110,14 @@ def atomic_dir(path):
         shutil.rmtree(tmp, ignore_errors=True); raise
     if path.exists(): shutil.rmtree(path)
     os.replace(tmp, path)
+
+def read_json(path, fix='delete it to rebuild it'):
+    "A JSON file, or a ValueError that names the file, the position of the damage and what to do (`fix`)."
+    import json
+    path = Path(path)
+    try: return json.loads(path.read_text(encoding='utf-8'))
+    except json.JSONDecodeError as e: raise ValueError(f'{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}); {fix}') from None
+    except UnicodeDecodeError: raise ValueError(f'{path}: not a text file; {fix}') from None
 
 def fingerprint_files(paths, chunk=1 << 20) -> str:
     "A sha256 over the names and full contents of `paths` (files, or folders walked in sorted order), read in chunks."

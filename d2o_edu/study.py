@@ -18,7 +18,7 @@ from dataclasses import dataclass, asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 import torch
-from .core import atomic_write_text, atomic_dir, package_versions
+from .core import atomic_write_text, atomic_dir, package_versions, read_json
 from .sources import data_source
 from .models import load_model, save_model
 from .sft import SFTConfig
@@ -124,7 +124,8 @@ def prepare_sft(cfg, out, progress=False):
     torch.set_num_threads(cfg.threads)
     key = {k: getattr(cfg, k) for k in ('sft_epochs', 'sft_lr', 'threads')}
     meta = out / 'sft' / 'study_sft.json'
-    if meta.exists() and json.loads(meta.read_text()).get('key') == key: return json.loads(meta.read_text())['rows']
+    done = read_json(meta, 'delete it to train the SFT model again') if meta.exists() else {}
+    if done.get('key') == key: return done['rows']
     model, tokenizer = starting_model('tiny-gpt2', data_source('harm-world'), SFTConfig(epochs=cfg.sft_epochs, lr=cfg.sft_lr,
                                       seed=0, mixed_precision='no'), seed=0, progress=progress)
     rows = _eval_rows(model, tokenizer, None, cfg, 0, make_judge('harm-world'), eval_splits(cfg))
@@ -166,7 +167,7 @@ def run_job(job, cfg, out) -> dict:
     torch.set_num_threads(cfg.threads)
     path = out / 'jobs' / f"{job['id']}.json"
     if path.exists():
-        done = json.loads(path.read_text())
+        done = read_json(path, 'delete it to run the job again')
         if done['job'] == job: return {**done, 'reused': True}
     t0 = time.time()
     model, tokenizer = load_model(str(out / 'sft'), attn_implementation='eager')
@@ -304,7 +305,8 @@ def run_study(out, arms=None, seeds=None, cfg=None, workers=1, ablations=ABLATIO
 def rerun_job(study_file, job_id, out) -> dict:
     """Run one recorded run of a study.json again — the same SFT model, data and config, from scratch in `out` — and
     compare every number with the recorded one. This is how a reader checks that the committed results are reproducible."""
-    study = json.loads(Path(study_file).read_text())
+    if not Path(study_file).exists(): raise FileNotFoundError(f'{study_file} not found: pass the study.json to rerun from with --from')
+    study = read_json(study_file, 'pass a study.json written by `d2o-edu study`')
     job = next((j for j in study['jobs'] if j['id'] == job_id), None)
     if job is None: raise KeyError(f'{study_file} has no run {job_id!r}; e.g. {", ".join(j["id"] for j in study["jobs"][:3])}')
     cfg = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in study['config'].items()})
@@ -328,7 +330,7 @@ def load_results(path=None) -> dict:
     from d2o_edu.harm_world import _repo_data_dir
     path = Path(path or _repo_data_dir() / 'results' / 'study.json')
     if not path.exists(): raise FileNotFoundError(f'{path} not found: run `d2o-edu study --out runs/study` and pass its study.json')
-    return json.loads(path.read_text())
+    return read_json(path, 'check it out again from git')
 
 METRICS = ('harm_rate', 'helpfulness', 'distinct_2', 'kl_to_sft')
 

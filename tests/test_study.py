@@ -179,3 +179,18 @@ def test_verdicts_92a248c_is_that_commits_code():
     assert body(inspect.getsource(S.verdicts_92a248c)) == body(want)
     lower_src = old.stdout[old.stdout.index('def lower('):old.stdout.index('\nVERDICT =')]
     assert body(inspect.getsource(S._lower_92a248c)).strip() == body(lower_src).strip()
+
+
+def test_a_damaged_job_or_sft_file_is_named_with_what_to_do(tmp_path):
+    "A job file cut short (a full disk, a killed copy) is an error naming the file and the fix, not a bare JSONDecodeError."
+    from d2o_edu.study import grid, make_job, prepare_sft, quick_config, run_job
+    cfg = quick_config()
+    job = make_job('ga', 0, grid('ga')[0], cfg, 'tune')
+    (tmp_path / 'jobs').mkdir()
+    (tmp_path / 'jobs' / f"{job['id']}.json").write_text('{"job": {"id": ')
+    with pytest.raises(ValueError, match=rf"{job['id']}\.json: not valid JSON .*line 1.*delete it to run the job again"):
+        run_job(job, cfg, tmp_path)
+    (tmp_path / 'sft').mkdir()
+    (tmp_path / 'sft' / 'study_sft.json').write_text('{"key": ')
+    with pytest.raises(ValueError, match=r'study_sft\.json: not valid JSON .*delete it to train the SFT model again'):
+        prepare_sft(cfg, tmp_path)
