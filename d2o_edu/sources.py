@@ -25,12 +25,13 @@ def validate_rows(rows_or_dataset, required=('prompt', 'rejected'), source: str 
         rows = ({f: cols[f][i] for f in required} for i in range(len(rows_or_dataset)))
     else: rows = rows_or_dataset
     for i, row in enumerate(rows):
-        if not isinstance(row, dict): raise ValueError(f"{source}: row {i} is not a dict/JSON object: {row!r:.80}")
+        line = f' (line {i + 1} of a JSON-lines file: rows count from 0, lines from 1)'
+        if not isinstance(row, dict): raise ValueError(f"{source}: row {i} is not a dict/JSON object: {row!r:.80}{line}")
         for f in required:
-            if f not in row: raise ValueError(f"{source}: row {i} has no field {f!r} (fields: {sorted(row)})")
+            if f not in row: raise ValueError(f"{source}: row {i} has no field {f!r} (fields: {sorted(row)}){line}")
             v = row[f]
-            if not isinstance(v, str): raise ValueError(f"{source}: row {i}, field {f!r} must be a string, got {type(v).__name__}: {v!r:.80}")
-            if not v.strip(): raise ValueError(f"{source}: row {i}, field {f!r} is empty or whitespace only: {v!r}")
+            if not isinstance(v, str): raise ValueError(f"{source}: row {i}, field {f!r} must be a string, got {type(v).__name__}: {v!r:.80}{line}")
+            if not v.strip(): raise ValueError(f"{source}: row {i}, field {f!r} is empty or whitespace only: {v!r}{line}")
     return rows_or_dataset
 
 # %% ../nbs/04c_sources.ipynb #2f079947
@@ -125,7 +126,7 @@ def _load_hub_or_files(repo: str, split: str, data_files, source: str) -> Datase
     except Exception as e:
         raise RuntimeError(f"{source}: could not load {repo!r} (split={split!r}) from the Hugging Face Hub — the Hub is "
                            f"unreachable or offline (HF_HUB_OFFLINE=1?) or the split does not exist. Download the data where "
-                           f"the Hub is reachable and pass data_files='path/to/file.jsonl' (same columns). Cause: "
+                           f"the Hub is reachable and pass data_files='path/to/file.jsonl' (same columns; on the command line: `d2o-edu run --dataset path/to/file.jsonl`). Cause: "
                            f"{type(e).__name__}: {str(e)[:200]}") from e
 
 def load_pku_saferlhf(split: str = 'train', data_files=None) -> Dataset:
