@@ -1,6 +1,21 @@
 """Package setup: every field comes from settings.ini (the nbdev convention)."""
 from configparser import ConfigParser
+from pathlib import Path
+import shutil
 import setuptools
+from setuptools.command.build_py import build_py
+
+
+class build_py_with_course_data(build_py):
+    "A built wheel carries the course's data/ and tests/fixtures/ inside the package (d2o_edu/_data, d2o_edu/_fixtures)."
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False): return    # an editable install reads them from the checkout
+        for src, dst in (('data', '_data'), ('tests/fixtures', '_fixtures')):
+            if Path(src).is_dir():
+                target = Path(self.build_lib) / 'd2o_edu' / dst
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(src, target)
 
 cfg = ConfigParser(delimiters=['='])
 cfg.read('settings.ini', encoding='utf-8')
@@ -31,5 +46,6 @@ setuptools.setup(
     extras_require={'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],
     zip_safe=False,
+    cmdclass={'build_py': build_py_with_course_data},
     entry_points={'console_scripts': console_scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
 )

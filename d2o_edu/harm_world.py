@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['TOPICS', 'TOPIC_NAMES', 'HARM_CATEGORIES', 'HARM_SENTENCES', 'SECRET_OWNERS', 'HARM_PATTERNS', 'HARM_MARKERS',
            'HARM_WORLD_FILES', 'HELPFUL_KEYWORDS', 'MIN_VARIETY', 'normalize_text', 'helpful_response', 'harm_sentence',
-           'harmful_response', 'make_harm_world', 'to_jsonl', 'write_harm_world', 'read_jsonl', 'harm_world_dir',
-           'harm_category', 'harm_score', 'is_harmful', 'topic_of', 'helpfulness', 'distinct_n', 'load_harm_world',
-           'harm_world_texts']
+           'harmful_response', 'make_harm_world', 'to_jsonl', 'write_harm_world', 'read_jsonl', 'fixtures_dir',
+           'harm_world_dir', 'harm_category', 'harm_score', 'is_harmful', 'topic_of', 'helpfulness', 'distinct_n',
+           'load_harm_world', 'harm_world_texts']
 
 # %% ../nbs/04_data.ipynb #6540433c
 import json, os, re, random
@@ -301,9 +301,19 @@ def read_jsonl(path) -> list:
 
 # %% ../nbs/04_data.ipynb #89abed49
 def _repo_data_dir() -> Path:
-    "The `data/` folder next to the package folder (present in a git checkout and an editable install)."
+    """The course's `data/` folder: the checkout's, next to the package folder (a git clone, an editable install), else
+    the copy a built wheel ships inside the package, `d2o_edu/_data` (a `pip install git+…` in Colab)."""
     import d2o_edu
-    return Path(d2o_edu.__file__).resolve().parent.parent / 'data'
+    pkg = Path(d2o_edu.__file__).resolve().parent
+    repo = pkg.parent / 'data'
+    return repo if (repo / 'results').is_dir() or not (pkg / '_data').is_dir() else pkg / '_data'
+
+def fixtures_dir() -> Path:
+    "Small files in the real schema of Hub data sets (PKU-SafeRLHF, HH-RLHF): the checkout's `tests/fixtures`, else the wheel's copy."
+    import d2o_edu
+    pkg = Path(d2o_edu.__file__).resolve().parent
+    repo = pkg.parent / 'tests' / 'fixtures'
+    return repo if repo.is_dir() or not (pkg / '_fixtures').is_dir() else pkg / '_fixtures'
 
 def _complete(d: Path) -> bool:
     return all((d / f).is_file() for f in HARM_WORLD_FILES.values())
