@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 import torch
 from transformers import Trainer, TrainingArguments
-from .core import set_seed
+import json
+from pathlib import Path
+from .core import set_seed, atomic_write_text, read_json
+from .sampling import model_fingerprint, _fingerprint
 from .batches import encode_example, encode_prompt
 from .losses import objective, OBJECTIVES
 from .models import (as_reference, is_peft_model, context_length, prepare_tokenizer, generate, example_from_ids,
@@ -133,6 +136,7 @@ class D2OTrainer(Trainer):
         prepare_tokenizer(processing_class)
         self.objective, self.ref_model = objective(args.method), ref_model
         self._stored, self._eval_prefix = {'train': defaultdict(list), 'eval': defaultdict(list)}, 'eval'
+        self.anchor_files = []                         # where sampled anchors were cached (output_dir/anchors/)
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          data_collator=_collate, processing_class=processing_class, **kwargs)
         # after super(): the model is on its device
@@ -184,12 +188,26 @@ class D2OTrainer(Trainer):
         if args.anchors == 'precomputed':
             raise ValueError("anchors='precomputed' needs the columns anchors (or anchor_ids + prompt_ids); "
                              f"row 0 has {sorted(rows[0])}. anchors='sampled' lets the trainer sample them")
+        new_tokens = min(args.max_new_tokens, self.max_length - self.prompt_budget)
         with self._reference('anchors') as ref:        # sampled given the prompt as it is trained on: the same cut
-            set_seed(args.seed)
-            texts, prompt_ids, anchor_ids = generate(
-                ref, tok, [r['prompt'] for r in rows], num_return_sequences=args.K, temperature=args.temperature,
-                max_new_tokens=min(args.max_new_tokens, self.max_length - self.prompt_budget),
-                batch_size=args.generation_batch_size, return_ids=True, max_prompt_length=self.prompt_budget)
+            # cached by content in output_dir/anchors/: a second trainer on the same model, rows and settings (a resumed
+            # run, an evaluation, another method) reads them back instead of sampling again
+            key = {'reference': model_fingerprint(ref), 'tokenizer': _fingerprint(sorted(tok.get_vocab().items())),
+                   'prompts': [r['prompt'] for r in rows], 'K': args.K, 'temperature': args.temperature,
+                   'max_new_tokens': new_tokens, 'max_prompt_length': self.prompt_budget, 'seed': args.seed}
+            path = Path(args.output_dir) / 'anchors' / f'{_fingerprint(key)}.json'
+            if path.exists():
+                saved = read_json(path, 'delete it to sample the anchors again')
+                texts, prompt_ids, anchor_ids = saved['anchors'], saved['prompt_ids'], saved['anchor_ids']
+            else:
+                set_seed(args.seed)
+                texts, prompt_ids, anchor_ids = generate(
+                    ref, tok, key['prompts'], num_return_sequences=args.K, temperature=args.temperature,
+                    max_new_tokens=new_tokens, batch_size=args.generation_batch_size, return_ids=True,
+                    max_prompt_length=self.prompt_budget, progress=not args.disable_tqdm and self.is_world_process_zero())
+                if self.is_world_process_zero():
+                    atomic_write_text(path, json.dumps({'anchors': texts, 'prompt_ids': prompt_ids, 'anchor_ids': anchor_ids}))
+        self.anchor_files.append(path)
         return [{**r, 'anchors': a, 'prompt_ids': p, 'anchor_ids': ids} for r, a, p, ids in zip(rows, texts, prompt_ids, anchor_ids)]
 
     def _encode(self, rows, forwards):

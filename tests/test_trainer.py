@@ -322,3 +322,29 @@ def test_clear_errors_before_training_and_a_model_given_by_name(tiny, tmp_path):
     assert trainer.model.dtype == torch.float32
     trainer.train()
     assert abs(trainer.state.log_history[0]['loss'] - math.log(2)) < 1e-4
+
+
+def test_sampled_anchors_are_cached_by_content_and_reused(tiny, tmp_path):
+    """Anchors the trainer samples are written to output_dir/anchors/ and read back by a second trainer on the same model,
+    rows and settings (a resumed run); another reference model or K samples afresh."""
+    from d2o_edu.trainer import D2OTrainer
+    import d2o_edu.trainer as T
+    model, tok, start, rows, _ = tiny
+    model.load_state_dict(start)
+    plain = [{'prompt': r['prompt'], 'rejected': r['rejected']} for r in rows[:8]]
+    calls = []
+    real = T.generate
+    T.generate = lambda *a, **k: calls.append(k['num_return_sequences']) or real(*a, **k)
+    try:
+        first = D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
+        again = D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
+        assert calls == [2] and first.anchor_files == again.anchor_files and first.anchor_files[0].exists()
+        for a, b in zip(first.train_dataset.rows, again.train_dataset.rows):
+            assert a['anchor_ids'] == b['anchor_ids'] and a['anchors'] == b['anchors'] and a['ref_anchor_logps'] == b['ref_anchor_logps']
+        D2OTrainer(model, _args(tmp_path, anchors='sampled', K=3, max_new_tokens=6), train_dataset=plain, processing_class=tok)
+        with torch.no_grad(): next(model.parameters())[0, 0] += 1e-3          # another reference: its own samples
+        D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
+        assert calls == [2, 3, 2] and len(list((tmp_path / 'anchors').glob('*.json'))) == 3
+    finally:
+        T.generate = real
+        model.load_state_dict(start)
