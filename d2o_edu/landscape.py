@@ -53,8 +53,8 @@ def _dpo_surface(X, Y, *, beta, noise, spread, n_quad, **_):
     return z, w, -(1 - noise) * beta * w_clean, (1 - noise) * beta * w_clean
 
 def _npo_surface(X, Y, *, beta, **_):
-    w = _sigmoid(beta * Y)
-    return (2 / beta) * _softplus(beta * Y), w, np.zeros_like(X), 2 * w
+    w = 2 * _sigmoid(beta * Y)                                  # d/dn of (2/β) softplus(βn): GA's 1 at n = 0
+    return (2 / beta) * _softplus(beta * Y), w, np.zeros_like(X), w
 
 def _ga_surface(X, Y, **_):                                     # up to the constant log π_r(y_l)
     return Y.copy(), np.ones_like(X), np.zeros_like(X), np.ones_like(X)

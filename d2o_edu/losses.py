@@ -124,7 +124,7 @@ def npo_loss(policy_neg_logps, ref_neg_logps, beta=0.1):
     _check_batch(policy_neg_logps.shape, ref_neg_logps=ref_neg_logps)
     rejected_rewards = beta * (policy_neg_logps - ref_neg_logps)
     losses = 2 / beta * F.softplus(rejected_rewards)
-    metrics = _detached(**{'rewards/rejected': rejected_rewards, 'grad_weight': torch.sigmoid(rejected_rewards),
+    metrics = _detached(**{'rewards/rejected': rejected_rewards, 'grad_weight': 2 * torch.sigmoid(rejected_rewards),   # d loss / d log-ratio
                            'logps/rejected': policy_neg_logps})
     return losses.mean(), metrics
 

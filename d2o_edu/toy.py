@@ -164,14 +164,14 @@ def _dpo_weight(theta, r, world, *, beta, noise, **_):
     chosen = noisy_chosen_dist(world, noise)
     return (chosen[:, None] * world.mu[None, :] * torch.sigmoid(-beta * (r[..., :, None] - r[..., None, :]))).sum((-2, -1))
 
-def _npo_weight(theta, r, world, *, beta, **_): return (world.mu * torch.sigmoid(beta * r)).sum(-1)
+def _npo_weight(theta, r, world, *, beta, **_): return (world.mu * 2 * torch.sigmoid(beta * r)).sum(-1)   # d/dr of (2/β) softplus(βr)
 def _ga_weight(theta, r, world, **_): return torch.ones(r.shape[:-1], dtype=r.dtype)
 
 GRADIENT_WEIGHTS = {'d2o': _d2o_weight, 'dpo': _dpo_weight, 'npo': _npo_weight, 'ga': _ga_weight}
 
 def gradient_weight(theta: torch.Tensor, world: ToyWorld, method: str, alpha=1.0, beta=1.0, noise=0.34,
                     anchors: str = 'offline') -> torch.Tensor:
-    "The sigmoid factor in front of each gradient, averaged over the data: σ(−margin) for D²O/DPO, σ(βr) for NPO, 1 for GA."
+    "The sigmoid factor in front of each gradient, averaged over the data: σ(−margin) for D²O/DPO, 2σ(βr) for NPO (the derivative of its loss in r: 1 at the start, as GA's), 1 for GA."
     _check_method(method, anchors)
     r = log_ratio(theta, world.ref_logits).detach()
     return GRADIENT_WEIGHTS[method](theta, r, world, alpha=alpha, beta=beta, noise=noise, anchors=anchors)
