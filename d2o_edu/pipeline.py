@@ -36,7 +36,9 @@ class PipelineConfig(TrainConfig):
     dataset: str = setting('harm-world', "'harm-world', 'pku-saferlhf', 'hh-rlhf', or the path of a JSON-lines file with "
                            "'prompt' and 'rejected' fields (your own negatives)")
     lora: bool = setting(False, 'train LoRA adapters; the reference is the base with adapters disabled')
-    sft_epochs: float = setting(4.0, 'epochs of supervised fine-tuning before alignment (0 = none)')
+    sft_epochs: float | None = setting(None, 'epochs of supervised fine-tuning before alignment (0 = none); default: 4 '
+                                       'for the harm world and the Hub sets (their SFT corpora hold safe and harmful answers), 0 for '
+                                       'your own file (it holds only negatives: SFT on it would teach the harm)')
     sft_lr: float = setting(3e-3, 'SFT learning rate: right for the tiny models; use ~2e-5 for GPT-2 / Pythia')
     n_train: int = setting(512, 'training negatives (one per prompt), or pairs for the pair methods')
     n_eval: int = setting(200, 'held-out prompts for evaluation')
@@ -55,7 +57,7 @@ class PipelineConfig(TrainConfig):
         for name in ('steps', 'batch_size', 'n_train', 'n_eval', 'max_new_tokens'):
             need(name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 'an integer >= 1')
         need('checkpoint_every', lambda v: isinstance(v, int) and v >= 0, 'an integer >= 0 (0 = only the final checkpoint)')
-        need('sft_epochs', lambda v: v >= 0, '>= 0 (0 = no SFT)')
+        need('sft_epochs', lambda v: v is None or v >= 0, '>= 0 (0 = no SFT)')
         need('noise', lambda v: 0 <= v <= 1, 'between 0 and 1')
         for name in ('lr', 'sft_lr'): need(name, lambda v: v > 0 and v < float('inf'), 'a finite number > 0')
         if self.harm_labels is not None: parse_harm_labels(self.harm_labels)
@@ -74,7 +76,12 @@ class PipelineConfig(TrainConfig):
                             mixed_precision=resolve_mixed_precision(self.mixed_precision))
 
     def sft_config(self) -> SFTConfig:
-        return SFTConfig(epochs=self.sft_epochs, lr=self.sft_lr, seed=self.seed, mixed_precision=self.mixed_precision)
+        return SFTConfig(epochs=self.resolved_sft_epochs(), lr=self.sft_lr, seed=self.seed, mixed_precision=self.mixed_precision)
+
+    def resolved_sft_epochs(self) -> float:
+        "`sft_epochs`, or its default for the data: 4 for the harm world and the Hub sets, 0 for a file of your own negatives."
+        if self.sft_epochs is not None: return self.sft_epochs
+        return 4.0 if self.dataset.lower() in ('harm-world', 'pku-saferlhf', 'hh-rlhf') else 0.0
 
     def eval_config(self) -> EvalConfig: return EvalConfig(n_prompts=self.n_eval, max_new_tokens=self.max_new_tokens)
 
@@ -107,6 +114,9 @@ def sft_stage(cfg, source, out, resume, progress):
         _log(f'reusing the SFT model in {sft_dir}', progress)
         model, tokenizer = load_model(str(sft_dir), attn_implementation=_attn(cfg))
         return model.to(dist_state().device), tokenizer          # where a fresh run's model is: the GPU when there is one
+    if cfg.sft_epochs is None and cfg.resolved_sft_epochs() == 0:
+        _log(f'no SFT: {cfg.dataset} holds negatives only, and fine-tuning on them would teach their harm '
+             '(--sft-epochs N fine-tunes on it anyway)', progress)
     model, tokenizer = starting_model(cfg.model, source, cfg.sft_config(), cfg.seed, _attn(cfg), progress)
     if is_main_process():                     # written aside, then renamed: a half-saved model is never reused
         with atomic_dir(sft_dir) as tmp: save_model(model, tokenizer, tmp)

@@ -149,3 +149,15 @@ def test_online_anchors_are_not_sampled_before_training(tmp_path):
     assert set(row) == {'prompt', 'rejected', 'ref_rejected_logps'}
     log = [json.loads(l) for l in (out / 'train_log.jsonl').read_text().splitlines()]
     assert len(log) == 3 and log[-1]['anchor_term'] != 0.0     # the anchors sampled during training are used
+
+
+@pytest.mark.slow
+def test_own_negatives_are_not_fine_tuned_on_by_default(tmp_path):
+    "A file of one's own negatives has no safe answers: by default the run does not fine-tune the model on them."
+    fixture = Path(__file__).parent / 'fixtures' / 'own_negatives.jsonl'
+    small = [a if a != '12' else '4' for a in SMALL]
+    i = small.index('--sft-epochs'); small = small[:i] + small[i + 2:]
+    res = d2o_edu('run', '--out', str(tmp_path / 'own'), '--dataset', str(fixture), '--method', 'npo', *small)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'no SFT: ' in res.stdout + res.stderr and 'SFT: 4' not in res.stdout + res.stderr
+    assert json.loads((tmp_path / 'own' / 'run.json').read_text())['config']['sft_epochs'] is None
