@@ -302,12 +302,11 @@ def selection_table(study) -> list:
 # %% ../nbs/11c_study2.ipynb #s11cres7
 def cell_summary(study, metrics=('harm_prob', 'harm_rate', 'helpfulness', 'win_rate', 'kl_to_sft')) -> list:
     "Per cell: mean and standard deviation over its test seeds of each metric at the selected step (and the SFT model's value)."
-    from .study2_verdicts import selected_values
     out = []
     for c in study['cells']:
         row = {'cell': c}
         for m in metrics:
-            xs = selected_values(study, c, m)
+            xs = rules.selected_values(study, c, m)
             row[m], row[m + '_sd'], row['seeds'] = statistics.fmean(xs), statistics.stdev(xs), len(xs)
         out.append(row)
     return out
