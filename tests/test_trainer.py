@@ -348,3 +348,26 @@ def test_sampled_anchors_are_cached_by_content_and_reused(tiny, tmp_path):
     finally:
         T.generate = real
         model.load_state_dict(start)
+
+
+def test_trl_conversational_and_kto_unpaired_formats_train_like_the_standard_one(tiny, tmp_path):
+    "TRL's three column formats for the same negatives: standard, conversational (messages) and KTO's unpaired (label=False)."
+    from d2o_edu.trainer import D2OTrainer
+    model, tok, start, rows, pairs = tiny
+    text = [{'prompt': r['prompt'], 'rejected': r['rejected'], 'anchors': r['anchors']} for r in rows]
+    chat = [{'prompt': [{'role': 'user', 'content': r['prompt']}], 'rejected': [{'role': 'assistant', 'content': r['rejected']}],
+             'anchors': r['anchors']} for r in rows]
+    kto = [{'prompt': r['prompt'], 'completion': r['rejected'], 'label': False, 'anchors': r['anchors']} for r in rows]
+    losses = []
+    for name, data in (('text', text), ('chat', chat), ('kto', kto)):
+        model.load_state_dict(start)
+        trainer = D2OTrainer(model, _args(tmp_path / name, max_steps=2), train_dataset=data, processing_class=tok)
+        trainer.train()
+        losses.append([r['loss'] for r in trainer.state.log_history if 'loss' in r])
+    assert losses[0] == losses[1] == losses[2] and len(losses[0]) == 2, losses
+    bad = kto[:3] + [{**kto[3], 'label': True}]
+    with pytest.raises(ValueError, match=r"row 3 has label=True"):
+        D2OTrainer(model, _args(tmp_path / 'bad'), train_dataset=bad, processing_class=tok)
+    with pytest.raises(ValueError, match=r"row 0: field 'rejected' must be a non-empty string or a list of chat messages"):
+        D2OTrainer(model, _args(tmp_path / 'bad2'), train_dataset=[{**text[0], 'rejected': [{'text': 'x'}]}] + text[1:],
+                   processing_class=tok)
