@@ -34,6 +34,13 @@ def config_flags(parser, config_cls):
         else: parser.add_argument(flag, type=_field_type(f), default=default, choices=f.metadata.get('choices'), help=help)
     return parser
 
+def _rerun_flags(parser, results, which):
+    "A study's --workers, and --only/--from: rerun one recorded run of a committed results file and compare."
+    parser.add_argument('--workers', type=int, default=1, help='runs in parallel (processes of one torch thread each); '
+                        'the numbers do not depend on it')
+    parser.add_argument('--only', metavar='JOB', help=f'rerun one recorded run of --from{which} and compare')
+    parser.add_argument('--from', dest='from_file', default=f'data/results/{results}', help=f'the {results} that --only reads')
+
 def build_parser():
     "The `d2o-edu` argument parser."
     p = _Parser(prog='d2o-edu', description='D²O (Distributional Dispreference Optimization): align a '
@@ -55,20 +62,14 @@ def build_parser():
     st.add_argument('--ablations', nargs='*', default=list(ABLATIONS), choices=list(ABLATIONS), metavar='NAME',
                     help=f'ablations to run (none: --ablations with no names): {", ".join(ABLATIONS)}')
     st.add_argument('--quick', action='store_true', help='the same study in miniature (minutes): for tests and a first look')
-    st.add_argument('--workers', type=int, default=1, help='runs in parallel (processes of one torch thread each); '
-                    'the numbers do not depend on it')
-    st.add_argument('--only', metavar='JOB', help='rerun one recorded run of --from (a job id from its study.json, or from a study2.json) and compare')
-    st.add_argument('--from', dest='from_file', default='data/results/study.json', help='the study.json that --only reads')
+    _rerun_flags(st, 'study.json', ' (a job id from its study.json, or from a study2.json)')
     s2 = sub.add_parser('study2', help='study 2 (chapters 11b, 11c): the pre-registered comparison of D²O, NPO and DPO in six '
                         'harm-world variants, 5 test seeds per cell, Welch tests', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     s2.add_argument('--out', default='runs/study2', help='output folder (study2.json; jobs/ holds every finished run, so a '
                     'stopped study resumes where it stopped)')
     s2.add_argument('--cells', nargs='+', default=None, metavar='CELL', help='run only these cells (e.g. harm-world/d2o); default all 17')
     s2.add_argument('--quick', action='store_true', help='the same study in miniature: for tests and a first look')
-    s2.add_argument('--workers', type=int, default=1, help='runs in parallel (processes of one torch thread each); '
-                    'the numbers do not depend on it')
-    s2.add_argument('--only', metavar='JOB', help='rerun one recorded run of --from (a job id from its study2.json) and compare')
-    s2.add_argument('--from', dest='from_file', default='data/results/study2.json', help='the study2.json that --only reads')
+    _rerun_flags(s2, 'study2.json', ' (a job id from its study2.json)')
     se = sub.add_parser('student', help="the student edition (chapter 15): the course's notebooks with every solution replaced "
                         'by a stub', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     se.add_argument('--out', required=True, help='an empty folder for the student notebooks (one that holds notebooks is refused)')
