@@ -63,9 +63,13 @@ def d2o_loss(policy_anchor_logps, ref_anchor_logps, policy_neg_logps, ref_neg_lo
     negative_term = alpha * (policy_neg_logps - ref_neg_logps)
     margin = anchor_term - negative_term
     losses = -F.logsigmoid(margin)
+    accuracy = (margin > 0).float()
     metrics = _detached(anchor_term=anchor_term, negative_term=negative_term, margin=margin,
-                        accuracy=(margin > 0).float(), grad_weight=torch.sigmoid(-margin),
-                        **{'logps/anchors': policy_anchor_logps, 'logps/rejected': policy_neg_logps})
+                        accuracy=accuracy, grad_weight=torch.sigmoid(-margin),
+                        **{'logps/anchors': policy_anchor_logps, 'logps/rejected': policy_neg_logps,
+                           # the same quantities under TRL's names (the anchors play DPO's "chosen"), for TRL's dashboards
+                           'rewards/anchors': anchor_term, 'rewards/rejected': negative_term,
+                           'rewards/margins': margin, 'rewards/accuracies': accuracy})
     return losses.mean(), metrics
 
 # %% ../nbs/03_losses.ipynb #508c06f3

@@ -36,6 +36,7 @@ FLAG_CASES = [
     ('sft epochs negative', ['--sft-epochs', '-1'], None, 'sft_epochs must be >= 0 (0 = no SFT), got -1.0'),
     ('n_train zero', ['--n-train', '0'], None, 'n_train must be an integer >= 1, got 0'),
     ('n_eval zero', ['--n-eval', '0'], None, 'n_eval must be an integer >= 1, got 0'),
+    ('n_sft zero', ['--n-sft', '0'], None, 'n_sft must be an integer >= 1 (or unset: all rows), got 0'),
     ('noise above 1', ['--noise', '2'], None, 'noise must be between 0 and 1, got 2.0'),
     ('max_new_tokens zero', ['--max-new-tokens', '0'], None, 'max_new_tokens must be an integer >= 1, got 0'),
     ('checkpoint_every negative', ['--checkpoint-every', '-5'], None, 'checkpoint_every must be an integer >= 0'),

@@ -57,6 +57,12 @@ def test_dpo_loss_matches_trl_dpo_trainer(beta):
     for name in ['rewards/chosen', 'rewards/rejected', 'rewards/margins', 'rewards/accuracies',
                  'logps/chosen', 'logps/rejected']:
         assert abs(metrics[name].item() - trl_metrics[name]) < 1e-4 * max(1, abs(trl_metrics[name])), name
+    # D²O with K = 1 (the chosen answer as its one anchor) and α = β logs TRL's names with TRL's values
+    _, d2o_metrics = d2o_loss(pc[:, None], rc[:, None], pr, rr, alpha=beta, beta=beta)
+    for ours, theirs in [('rewards/anchors', 'rewards/chosen'), ('rewards/rejected', 'rewards/rejected'),
+                         ('rewards/margins', 'rewards/margins'), ('rewards/accuracies', 'rewards/accuracies'),
+                         ('logps/anchors', 'logps/chosen'), ('logps/rejected', 'logps/rejected')]:
+        assert abs(d2o_metrics[ours].mean().item() - trl_metrics[theirs]) < 1e-4 * max(1, abs(trl_metrics[theirs])), ours
 
 
 def test_d2o_gradients_finite_differences():

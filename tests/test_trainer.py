@@ -152,7 +152,7 @@ def test_bad_input_names_row_field_and_value(tiny, tmp_path):
     from d2o_edu.trainer import D2OTrainer
     model, tok, start, rows, _ = tiny
     bad = [dict(r) for r in rows]; bad[3]['rejected'] = ''
-    with pytest.raises(ValueError, match="row 3: field 'rejected' must be a non-empty string, got ''"):
+    with pytest.raises(ValueError, match="row 3: field 'rejected' must be a non-empty string or a list of chat messages, got ''"):
         D2OTrainer(model, _args(tmp_path / 'bad'), train_dataset=bad, processing_class=tok)
     with pytest.raises(ValueError, match='anchors=.precomputed. needs the columns'):
         D2OTrainer(model, _args(tmp_path / 'bad2'), train_dataset=[{'prompt': 'hi', 'rejected': 'no'}], processing_class=tok)
