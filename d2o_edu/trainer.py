@@ -18,7 +18,7 @@ from .sampling import model_fingerprint, _fingerprint
 from .batches import encode_example, encode_prompt
 from .losses import objective, OBJECTIVES
 from .models import (as_reference, is_peft_model, context_length, prepare_tokenizer, generate, example_from_ids,
-                            score_examples)
+                            score_examples, PACKAGED_MODELS, packaged_model_dir)
 from .training import method_loss, batch_indices, disable_dropout
 
 # %% ../nbs/14_trainer.ipynb #tr-config
@@ -33,6 +33,8 @@ class D2OConfig(TrainingArguments):
     simpo_beta: float = 2.0
     simpo_gamma: float = 1.0
     length_normalize: bool = False
+    share_prompt: bool = field(default=False, metadata={'help': "forward each row's prompt once for all its "
+                               'responses (chapter 08b): the same loss from fewer tokens'})
     K: int = field(default=8, metadata={'help': 'anchors per prompt sampled by the trainer (rows without anchors)'})
     anchors: str = field(default='sampled', metadata={'help': "rows without anchors: 'sampled' by the trainer from the "
                          "reference, or refused ('precomputed'); 'none': no anchor term. Anchors in the rows are always used as given"})
@@ -99,8 +101,10 @@ _SCORES = {'ref_rejected_logps': 'rejected', 'ref_chosen_logps': 'chosen', 'ref_
 
 
 def _from_pretrained(what, name, kwargs=None):
-    "The model (`AutoModelForCausalLM`, with `model_init_kwargs`, as TRL does) or tokenizer of a Hub name or a local folder."
+    """The model (`AutoModelForCausalLM`, with `model_init_kwargs`, as TRL does) or tokenizer of a Hub name, a local folder,
+    or a model the course ships in a package (`'smollm2-135m'`: its converted folder, chapter 05)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    if name in PACKAGED_MODELS: name = str(packaged_model_dir(name))
     try: return (AutoModelForCausalLM if what == 'model' else AutoTokenizer).from_pretrained(name, **(kwargs or {}))
     except (OSError, ValueError) as e:
         raise ValueError(f'cannot load the {what} {name!r} with from_pretrained (a Hub name while offline, or a folder '
@@ -271,7 +275,7 @@ class D2OTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         settings = SimpleNamespace(**{k: getattr(self.args, k) for k in ('method', 'alpha', 'beta', 'simpo_beta',
-                                                                           'simpo_gamma', 'length_normalize')},
+                                                                           'simpo_gamma', 'length_normalize', 'share_prompt')},
                                    anchors=self.args.anchor_mode)
         loss, metrics = method_loss(model, inputs['rows'], inputs['encoded'], settings, self.processing_class.pad_token_id,
                                     self.accelerator.device, gather=self.accelerator.gather)

@@ -23,6 +23,7 @@ from .losses import OBJECTIVES, PolicyLogps, objective, token_logps
 from .models import context_length, is_peft_model, save_model, example_from_ids, generate, as_reference
 from .sampling import score_anchors
 from .sft import lr_at
+from .shared_prompt import shared_prompt_logps
 
 # %% ../nbs/08_training.ipynb #aafaa336
 METHODS = tuple(OBJECTIVES)             # the registry of objectives (chapter 03) is the list of methods
@@ -56,6 +57,8 @@ class TrainConfig:
     optimizer: str = setting('adamw', "'adamw', or 'sgd': plain gradient descent, whose steps shrink with σ(−margin)",
                              choices=OPTIMIZERS)
     length_normalize: bool = setting(False, 'D²O on per-token (mean) log-probs instead of summed ones (an ablation)')
+    share_prompt: bool = setting(False, "forward each row's prompt once for all its responses (D²O's K + 1; chapter 08b): "
+                                 'the same loss from fewer tokens')
 
     def __post_init__(self):
         if self.method not in METHODS: raise ValueError(f'unknown method {self.method!r}; choose one of {", ".join(METHODS)}')
@@ -126,10 +129,12 @@ def _ref(rows, key, device): return torch.tensor([r[key] for r in rows], dtype=t
 
 def method_loss(model, rows, encoded_rows, config, pad_token_id, device, gather=None):
     """(loss, metrics) of `config.method` on a batch of rows with their cached reference log-probs (chapter 03's registry).
-    `gather` collects a tensor from every process (KTO's reference point z₀ is a mean over the whole batch)."""
+    `config.share_prompt`: each row's prompt forwarded once (chapter 08b). `gather` collects a tensor from every process (KTO's reference point z₀ is a mean over the whole batch)."""
     obj = objective(config.method)
     forwards, fields = obj.needs(getattr(config, 'anchors', 'offline'))
-    policy = policy_logps(model, encoded_rows, forwards, pad_token_id, device, obj.no_grad)
+    policy = (shared_prompt_logps(model, encoded_rows, forwards, pad_token_id, device, obj.no_grad)   # chapter 08b
+              if getattr(config, 'share_prompt', False) else None)
+    if policy is None: policy = policy_logps(model, encoded_rows, forwards, pad_token_id, device, obj.no_grad)
     settings = SimpleNamespace(**{h: getattr(config, h) for h in obj.hparams}, gather=gather)
     return obj.loss(policy, {f: _ref(rows, f, device) for f in fields}, settings)
 

@@ -57,3 +57,31 @@ def test_run_end_to_end_offline_with_lora(tmp_path):
     assert metrics['config']['model'] == 'smollm2-135m'
     for side in ('sft', 'aligned'): assert 0 <= metrics[side]['harm_rate'] <= 1
     assert (out / 'checkpoints' / 'step-000002' / 'adapter_model.safetensors').exists()
+
+
+def test_shared_prompt_d2o_loss_equals_the_padded_one(smol):
+    """Chapter 08b's packed forward on the real model (sdpa attention, rotary positions, a chat template whose system
+    prompt is most of every sequence): the D²O loss and its LoRA gradient equal the padded forward's."""
+    from d2o_edu.harm_world import load_harm_world
+    from d2o_edu.models import add_lora
+    from d2o_edu.sampling import AnchorConfig, sample_anchors
+    from d2o_edu.training import TrainConfig, encode_rows, method_loss
+    model, tok = smol
+    rows = [dict(r) for r in sample_anchors(model, tok, load_harm_world('negatives').select(range(3)),
+                                             AnchorConfig(K=3, max_new_tokens=12), progress=False)]
+    policy = add_lora(model)
+    torch.manual_seed(0)
+    for n, p in policy.named_parameters():             # adapters moved off B = 0, so the margin (and the gradient) is not trivial
+        if 'lora_B' in n: p.data.normal_(0, 0.02)
+    enc = encode_rows(rows, 'd2o', tok, 512)
+    policy.eval()
+    out = {}
+    for share in (False, True):
+        policy.zero_grad()
+        loss, metrics = method_loss(policy, rows, enc, TrainConfig(method='d2o', share_prompt=share), tok.pad_token_id, 'cpu')
+        loss.backward()
+        out[share] = (loss.item(), metrics['margin'].item(), torch.cat([p.grad.flatten() for n, p in policy.named_parameters() if p.grad is not None]))
+    policy.unload()
+    assert abs(out[True][0] - out[False][0]) < 1e-5, out
+    assert abs(out[True][0] - math.log(2)) > 1e-3                       # not the trivial step-1 loss
+    torch.testing.assert_close(out[True][2], out[False][2], atol=1e-5, rtol=1e-3)
