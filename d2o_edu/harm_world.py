@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['TOPICS', 'TOPIC_NAMES', 'HARM_CATEGORIES', 'HARM_SENTENCES', 'SECRET_OWNERS', 'HARM_PATTERNS', 'HARM_MARKERS',
            'HARM_WORLD_FILES', 'HELPFUL_KEYWORDS', 'MIN_VARIETY', 'normalize_text', 'helpful_response', 'harm_sentence',
-           'harmful_response', 'make_harm_world', 'to_jsonl', 'write_harm_world', 'read_jsonl', 'fixtures_dir',
-           'harm_world_dir', 'harm_category', 'harm_score', 'is_harmful', 'topic_of', 'helpfulness', 'distinct_n',
-           'load_harm_world', 'harm_world_texts']
+           'harmful_response', 'make_harm_world', 'to_jsonl', 'write_harm_world', 'read_jsonl', 'jsonl_line_numbers',
+           'fixtures_dir', 'harm_world_dir', 'harm_category', 'harm_score', 'is_harmful', 'topic_of', 'helpfulness',
+           'distinct_n', 'load_harm_world', 'harm_world_texts']
 
 # %% ../nbs/04_data.ipynb #6540433c
 import json, os, re, random
@@ -298,6 +298,10 @@ def read_jsonl(path) -> list:
             if not isinstance(row, dict): raise ValueError(f"{path}, line {n}: expected a JSON object, got {type(row).__name__}: {line.strip()[:80]!r}")
             rows.append(row)
     return rows
+
+def jsonl_line_numbers(path) -> list:
+    "The 1-based line number of each row `read_jsonl(path)` returns: blank lines are skipped, so row i need not be line i + 1."
+    with open(path, 'rb') as f: return [n for n, raw in enumerate(f, 1) if raw.strip()]
 
 # %% ../nbs/04_data.ipynb #89abed49
 def _repo_data_dir() -> Path:

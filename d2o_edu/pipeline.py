@@ -35,6 +35,8 @@ class PipelineConfig(TrainConfig):
                          "EleutherAI/pythia-160m) or a local save_pretrained folder")
     dataset: str = setting('harm-world', "'harm-world', 'pku-saferlhf', 'hh-rlhf', or the path of a JSON-lines file with "
                            "'prompt' and 'rejected' fields (your own negatives)")
+    data_files: str | None = setting(None, "a local copy of --dataset pku-saferlhf or hh-rlhf in the Hub's own schema "
+                                     "(JSON lines), for machines without the Hub")
     lora: bool = setting(False, 'train LoRA adapters; the reference is the base with adapters disabled')
     sft_epochs: float | None = setting(None, 'epochs of supervised fine-tuning before alignment (0 = none); default: 4 '
                                        'for the harm world and the Hub sets (their SFT corpora hold safe and harmful answers), 0 for '
@@ -64,6 +66,10 @@ class PipelineConfig(TrainConfig):
         need('noise', lambda v: 0 <= v <= 1, 'between 0 and 1')
         for name in ('lr', 'sft_lr'): need(name, lambda v: v > 0 and v < float('inf'), 'a finite number > 0')
         if self.harm_labels is not None: parse_harm_labels(self.harm_labels)
+        if self.data_files is not None:
+            if self.dataset.lower() not in ('pku-saferlhf', 'hh-rlhf'):
+                raise ValueError(f"data_files is a local copy of a Hub data set (--dataset pku-saferlhf or hh-rlhf), not of {self.dataset!r}")
+            if not Path(self.data_files).is_file(): raise ValueError(f'data_files {self.data_files!r} does not exist')
         resolve_mixed_precision(self.mixed_precision)
         super().__post_init__()                # then every training setting, as TrainConfig checks it
         self.anchor_config()
@@ -182,6 +188,7 @@ def input_fingerprints(cfg) -> dict:
     data = Path(cfg.dataset)
     if data.is_file(): data_fp = fingerprint_files([data])
     elif cfg.dataset.lower() == 'harm-world': data_fp = fingerprint_files(sorted(harm_world_dir().glob('*.jsonl')))
+    elif cfg.data_files is not None: data_fp = fingerprint_files([Path(cfg.data_files)])
     else: data_fp = f'hub:{cfg.dataset.lower()}'
     model = Path(cfg.model)
     model_fp = fingerprint_files([model]) if model.is_dir() else f'name:{cfg.model}'
@@ -290,7 +297,7 @@ def _run_stages(cfg, out, resume, progress, hooks) -> RunResult:
     main, timing, t0 = is_main_process(), {}, time.time()
     # inputs
     set_seed(cfg.seed)
-    source = data_source(cfg.dataset)
+    source = data_source(cfg.dataset, cfg.data_files)
     judge = make_judge(cfg.judge_spec(source), harm_labels=parse_harm_labels(cfg.harm_labels) if cfg.harm_labels else None)
     negatives = source.negatives()
     prompts = source.eval_prompts(cfg.n_eval, cfg.n_train)

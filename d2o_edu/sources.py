@@ -11,12 +11,13 @@ __all__ = ['PKU_COLUMNS', 'ASSISTANT_TURN', 'HUB_SETS', 'SOURCES', 'VIEW_FIELDS'
 import warnings
 from pathlib import Path
 from datasets import Dataset
-from .harm_world import read_jsonl, load_harm_world, harm_world_texts
+from .harm_world import read_jsonl, jsonl_line_numbers, load_harm_world, harm_world_texts
 from .variants import noisy_pairs
 
 # %% ../nbs/04c_sources.ipynb #c77e5c99
-def validate_rows(rows_or_dataset, required=('prompt', 'rejected'), source: str = 'rows'):
-    "Check every row has each `required` field as a non-empty string; raise ValueError naming source, row (0-based), field and value."
+def validate_rows(rows_or_dataset, required=('prompt', 'rejected'), source: str = 'rows', lines=None):
+    """Check every row has each `required` field as a non-empty string; raise ValueError naming source, row (0-based),
+    field and value — and, for rows read from a file, its line (`lines`: `jsonl_line_numbers`, blank lines skipped)."""
     required = (required,) if isinstance(required, str) else tuple(required)
     if isinstance(rows_or_dataset, Dataset):
         missing = [f for f in required if f not in rows_or_dataset.column_names]
@@ -25,7 +26,7 @@ def validate_rows(rows_or_dataset, required=('prompt', 'rejected'), source: str 
         rows = ({f: cols[f][i] for f in required} for i in range(len(rows_or_dataset)))
     else: rows = rows_or_dataset
     for i, row in enumerate(rows):
-        line = f' (line {i + 1} of a JSON-lines file: rows count from 0, lines from 1)'
+        line = f' (line {lines[i]} of the file)' if lines is not None else ''
         if not isinstance(row, dict): raise ValueError(f"{source}: row {i} is not a dict/JSON object: {row!r:.80}{line}")
         for f in required:
             if f not in row: raise ValueError(f"{source}: row {i} has no field {f!r} (fields: {sorted(row)}){line}")
@@ -126,7 +127,7 @@ def _load_hub_or_files(repo: str, split: str, data_files, source: str) -> Datase
     except Exception as e:
         raise RuntimeError(f"{source}: could not load {repo!r} (split={split!r}) from the Hugging Face Hub — the Hub is "
                            f"unreachable or offline (HF_HUB_OFFLINE=1?) or the split does not exist. Download the data where "
-                           f"the Hub is reachable and pass data_files='path/to/file.jsonl' (same columns; on the command line: `d2o-edu run --dataset path/to/file.jsonl`). Cause: "
+                           f"the Hub is reachable and pass data_files='path/to/file.jsonl' (the same columns; on the command line: `--data-files path/to/file.jsonl`). Cause: "
                            f"{type(e).__name__}: {str(e)[:200]}") from e
 
 def load_pku_saferlhf(split: str = 'train', data_files=None) -> Dataset:
@@ -230,13 +231,13 @@ class FileSource(DataSource):
         path = _user_file(self.path, required, 'negatives')
         rows = read_jsonl(path)
         if not rows: raise ValueError(f"{path}: the file has no rows; expected one JSON object per line with fields {list(required)}")
-        rows = validate_rows(rows, required, source=str(path))
+        rows = validate_rows(rows, required, source=str(path), lines=jsonl_line_numbers(path))
         return Dataset.from_list([{f: r[f] for f in required} for r in rows])
     def _pairs(self, noise, seed, split):
         "The file's rows as pairs, with `chosen_is_harmful` when every row gives it as true/false."
         required = VIEW_FIELDS['pairs']
         path = _user_file(self.path, required, 'pairs')
-        rows = validate_rows(read_jsonl(path), required, source=str(path))
+        rows = validate_rows(read_jsonl(path), required, source=str(path), lines=jsonl_line_numbers(path))
         keep = required + (('chosen_is_harmful',) if all(isinstance(r.get('chosen_is_harmful'), bool) for r in rows) else ())
         return Dataset.from_list([{f: r[f] for f in keep} for r in rows])
     def negatives(self, split='train'):
@@ -246,7 +247,7 @@ class FileSource(DataSource):
         "The file's own pairs (`noise`, `seed` unused); a file without `chosen` serves negative-only methods only."
         rows = read_jsonl(self.path)
         i = next((i for i, r in enumerate(rows) if isinstance(r, dict) and 'chosen' not in r), None)
-        if i is not None: raise ValueError(f"{self.name}: row {i} has no field 'chosen'; pair methods (DPO, IPO, SimPO) need "
+        if i is not None: raise ValueError(f"{self.name}: row {i} (line {jsonl_line_numbers(self.path)[i]}) has no field 'chosen'; pair methods (DPO, IPO, SimPO) need "
                                            f"prompt, chosen, rejected in every row — negative-only methods need only prompt, rejected")
         return validate_rows(self._pairs(noise, seed, 'train'), VIEW_FIELDS['pairs'], source=str(self.path))
     def sft_corpus(self):

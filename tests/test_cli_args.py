@@ -46,3 +46,19 @@ def test_every_setting_is_a_documented_flag():
     assert [n for n, a in flags.items() if not a.help] == []
     defaults = PipelineConfig()
     assert {n: a.default for n, a in flags.items()} == {n: getattr(defaults, n) for n in flags}
+
+
+def test_a_hub_set_from_a_local_copy_in_its_own_schema(tmp_path, capsys):
+    """`--dataset pku-saferlhf --data-files FILE` (what the offline error advises) trains on a copy in PKU's schema: the
+    negatives are the responses its humans flagged unsafe, counted here from the raw file."""
+    import json
+    from pathlib import Path
+    fixture = Path(__file__).parent / 'fixtures' / 'pku_saferlhf_sample.jsonl'
+    raw = [json.loads(line) for line in fixture.read_text().splitlines() if line.strip()]
+    unsafe = [(r['prompt'], r[f'response_{j}']) for r in raw for j in (0, 1) if not r[f'is_response_{j}_safe']]
+    out = tmp_path / 'pku'
+    assert main(['run', '--dataset', 'pku-saferlhf', '--data-files', str(fixture), '--steps', '1', '--n-train', '3',
+                 '--n-eval', '2', '--K', '1', '--sft-epochs', '0', '--max-new-tokens', '4', '--batch-size', '1', '--out', str(out)]) == 0
+    rows = [json.loads(line) for line in (out / 'anchors.jsonl').read_text().splitlines()]
+    assert [(r['prompt'], r['rejected']) for r in rows] == unsafe[:3]
+    assert json.loads((out / 'run.json').read_text())['config']['data_files'] == str(fixture)
