@@ -137,11 +137,12 @@ def dpo_vs_trl(model, tok, pairs, reps, batch_size=4, warmup=2):
     ours.train()
     lengths_ours = sum(len(s['input_ids']) for seqs in ours.train_dataset.encoded[:batch_size] for s in seqs)
     model.load_state_dict(start)
+    trl_model = copy.deepcopy(model)   # TRL trains its own copy: with LoRA it adds a 'ref' adapter to the model it gets
     # TRL's columns with our prompt text (the chat template where the tokenizer has one), so both tokenise the same text
     lead = '' if has_chat_template(tok) else ' '
     trl_rows = Dataset.from_list([dict(prompt=format_prompt(p['prompt'], tok), chosen=lead + p['chosen'].strip(),
                                        rejected=lead + p['rejected'].strip()) for p in pairs])
-    theirs = trl.DPOTrainer(model=model, args=trl.DPOConfig(output_dir=tempfile.mkdtemp(), beta=0.1, max_length=128,
+    theirs = trl.DPOTrainer(model=trl_model, args=trl.DPOConfig(output_dir=tempfile.mkdtemp(), beta=0.1, max_length=128,
                                                             precompute_ref_log_probs=True, **common),
                             train_dataset=trl_rows, processing_class=tok, callbacks=[cb['trl']])
     theirs.train()

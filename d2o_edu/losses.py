@@ -168,6 +168,16 @@ class PolicyLogps:
     tokens: dict         # field -> response token counts
     token_logps: dict    # field -> (per-token log-probs, mask), each `[B(·K), T]`
 
+    def add_fields(self, fields, sizes, tok, mask):
+        "Store per-token log-probs and mask `[B, n, T]` whose columns are `fields` in order, `sizes[f]` each (only 'anchors' keeps its K axis)."
+        i = 0
+        for f in fields:
+            t, m = tok[:, i:i + sizes[f]], mask[:, i:i + sizes[f]]
+            i += sizes[f]
+            if f != 'anchors': t, m = t[:, 0], m[:, 0]
+            self.logps[f], self.tokens[f], self.token_logps[f] = t.sum(-1), m.sum(-1).float(), (t, m)
+        return self
+
 @dataclass(frozen=True)
 class Objective:
     "One alignment method: the responses it forwards, the precomputed fields its loss reads, its settings and its loss."

@@ -93,10 +93,5 @@ def shared_prompt_logps(model, encoded_rows, forwards, pad_token_id, device, no_
             lp = -F.cross_entropy(logits[bi, pi].float(), lab, reduction='none')     # only the positions that predict a label
             tok = torch.zeros(B, len(cols_of(group)), T, device=device).index_put((bi, ci, ti), lp)
         m = torch.zeros(B, len(cols_of(group)), T, device=device, dtype=torch.bool).index_put((bi, ci, ti), torch.ones_like(lab, dtype=torch.bool))
-        i = 0
-        for f in group:
-            t, mm = tok[:, i:i + sizes[f]], m[:, i:i + sizes[f]]
-            i += sizes[f]
-            if f != 'anchors': t, mm = t[:, 0], mm[:, 0]
-            out.logps[f], out.tokens[f], out.token_logps[f] = t.sum(-1), mm.sum(-1).float(), (t, mm)
+        out.add_fields(group, sizes, tok, m)
     return out

@@ -116,12 +116,7 @@ def policy_logps(model, encoded_rows, forwards, pad_token_id, device, no_grad=()
         empty = (mask.sum(-1) == 0).nonzero().tolist()
         if empty: raise ValueError(f'row {empty[0][0]} of the batch has a response with no token ({group}): it was cut '
                                    f'to nothing, or is empty')
-        i = 0
-        for f in group:
-            t, m = tok[:, i:i + sizes[f]], mask[:, i:i + sizes[f]]
-            i += sizes[f]
-            if f != 'anchors': t, m = t[:, 0], m[:, 0]
-            out.logps[f], out.tokens[f], out.token_logps[f] = t.sum(-1), m.sum(-1).float(), (t, m)
+        out.add_fields(group, sizes, tok, mask)
     return out
 
 # %% ../nbs/08_training.ipynb #96956367
