@@ -235,7 +235,7 @@ class D2OTrainer(Trainer):
         with self._reference('anchors') as ref:        # sampled given the prompt as it is trained on: the same cut
             # cached by content in output_dir/anchors/: a second trainer on the same model, rows and settings (a resumed
             # run, an evaluation, another method) reads them back instead of sampling again
-            key = {'reference': model_fingerprint(ref), 'tokenizer': _fingerprint(sorted(tok.get_vocab().items())),
+            key = {'reference': model_fingerprint(ref), 'tokenizer': _fingerprint([sorted(tok.get_vocab().items()), getattr(tok, 'chat_template', None)]),
                    'prompts': [r['prompt'] for r in rows], 'K': args.K, 'temperature': args.temperature,
                    'max_new_tokens': new_tokens, 'max_prompt_length': self.prompt_budget, 'seed': args.seed}
             path = Path(args.output_dir) / 'anchors' / f'{_fingerprint(key)}.json'

@@ -1,7 +1,7 @@
 """`D2OTrainer` (chapter 14) against independent references: the readable loop of chapter 08 (losses and weights, step
 for step), one larger batch (gradient accumulation), one process (two CPU processes, gloo), and the frozen base model
 (LoRA). Tiny GPT-2, offline, a few seconds each."""
-import json, math, os
+import copy, json, math, os
 import pytest
 import torch
 
@@ -345,6 +345,12 @@ def test_sampled_anchors_are_cached_by_content_and_reused(tiny, tmp_path):
         with torch.no_grad(): next(model.parameters())[0, 0] += 1e-3          # another reference: its own samples
         D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
         assert calls == [2, 3, 2] and len(list((tmp_path / 'anchors').glob('*.json'))) == 3
+        # another chat template writes other prompt tokens: sampled afresh, never the cached ids of the old template
+        chat_tok = copy.deepcopy(tok)
+        chat_tok.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+        templated = D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=chat_tok)
+        assert calls == [2, 3, 2, 2] and len(list((tmp_path / 'anchors').glob('*.json'))) == 4
+        assert templated.train_dataset.rows[0]['prompt_ids'] == chat_tok(f"<user>{plain[0]['prompt']}<assistant>", add_special_tokens=False)['input_ids']
     finally:
         T.generate = real
         model.load_state_dict(start)
