@@ -247,7 +247,7 @@ class FileSource(DataSource):
         "The file's own pairs (`noise`, `seed` unused); a file without `chosen` serves negative-only methods only."
         rows = read_jsonl(self.path)
         i = next((i for i, r in enumerate(rows) if isinstance(r, dict) and 'chosen' not in r), None)
-        if i is not None: raise ValueError(f"{self.name}: row {i} (line {jsonl_line_numbers(self.path)[i]}) has no field 'chosen'; pair methods (DPO, IPO, SimPO) need "
+        if i is not None: raise ValueError(f"{self.name}: row {i} has no field 'chosen' (line {jsonl_line_numbers(self.path)[i]} of the file); pair methods (DPO, IPO, SimPO) need "
                                            f"prompt, chosen, rejected in every row — negative-only methods need only prompt, rejected")
         return validate_rows(self._pairs(noise, seed, 'train'), VIEW_FIELDS['pairs'], source=str(self.path))
     def sft_corpus(self):
