@@ -14,6 +14,11 @@ from .bench import add_bench_parser, bench_main
 from .study import ARMS, ABLATIONS, StudyConfig, quick_config, run_study, rerun_job, verdicts
 
 # %% ../nbs/13_cli.ipynb #81b51b77
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    "Each flag's default after its help, except where the help already says what the default is (once is enough)."
+    def _get_help_string(self, action):
+        return action.help if 'default' in (action.help or '') else super()._get_help_string(action)
+
 class _Parser(argparse.ArgumentParser):
     "argparse, with every error as one line `d2o-edu: error: …` (no usage block to scroll past)."
     def error(self, message):
@@ -47,14 +52,14 @@ def build_parser():
                                 'language model with negative samples only, then measure it.')
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('run', help='the whole pipeline: data → SFT → anchors → training → evaluation → report',
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     r.add_argument('--out', default='runs/default', help='output folder (metrics.json, train_log.jsonl, samples.jsonl, report.html)')
     r.add_argument('--resume', action='store_true', help='continue the run in --out (same command: its run.json must match) '
                    'from its last checkpoint, reusing its SFT model and anchors; without it a run starts afresh and clears --out')
     config_flags(r, PipelineConfig)
     add_bench_parser(sub)                                 # d2o-edu bench (chapter 13a)
     st = sub.add_parser('study', help='the evidence study (chapter 11): tuned comparison of every method over seeds, ablations, '
-                        'verdicts', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        'verdicts', formatter_class=_HelpFormatter)
     st.add_argument('--out', default='runs/study', help='output folder (study.json, report.html; jobs/ holds every finished run)')
     st.add_argument('--methods', nargs='+', default=list(ARMS), choices=list(ARMS), metavar='METHOD',
                     help=f'arms to compare: {", ".join(ARMS)}')
@@ -64,18 +69,18 @@ def build_parser():
     st.add_argument('--quick', action='store_true', help='the same study in miniature (minutes): for tests and a first look')
     _rerun_flags(st, 'study.json', ' (a job id from its study.json, or from a study2.json)')
     s2 = sub.add_parser('study2', help='study 2 (chapters 11b, 11c): the pre-registered comparison of D²O, NPO and DPO in six '
-                        'harm-world variants, 5 test seeds per cell, Welch tests', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        'harm-world variants, 5 test seeds per cell, Welch tests', formatter_class=_HelpFormatter)
     s2.add_argument('--out', default='runs/study2', help='output folder (study2.json; jobs/ holds every finished run, so a '
                     'stopped study resumes where it stopped)')
     s2.add_argument('--cells', nargs='+', default=None, metavar='CELL', help='run only these cells (e.g. harm-world/d2o); default all 17')
     s2.add_argument('--quick', action='store_true', help='the same study in miniature: for tests and a first look')
     _rerun_flags(s2, 'study2.json', ' (a job id from its study2.json)')
     se = sub.add_parser('student', help="the student edition (chapter 15): the course's notebooks with every solution replaced "
-                        'by a stub', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        'by a stub', formatter_class=_HelpFormatter)
     se.add_argument('--out', required=True, help='an empty folder for the student notebooks (one that holds notebooks is refused)')
     se.add_argument('--from', dest='from_dir', default=None, help="the course's notebooks (default: nbs/ of this checkout)")
     gr = sub.add_parser('grade', help="grade a student's notebooks (chapter 15): calls the functions of each graded exercise "
-                        'and prints a score; exit 0 only with full marks', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        'and prints a score; exit 0 only with full marks', formatter_class=_HelpFormatter)
     gr.add_argument('folder', help="the folder of the student's notebooks")
     gr.add_argument('--json', dest='json_out', default=None, help='also write the per-exercise results to this JSON file')
     return p

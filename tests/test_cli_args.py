@@ -62,3 +62,12 @@ def test_a_hub_set_from_a_local_copy_in_its_own_schema(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / 'anchors.jsonl').read_text().splitlines()]
     assert [(r['prompt'], r['rejected']) for r in rows] == unsafe[:3]
     assert json.loads((out / 'run.json').read_text())['config']['data_files'] == str(fixture)
+
+
+def test_help_states_each_default_once():
+    "A flag whose help already says its default (e.g. --n-sft: 'default: all of it') gets no second '(default: None)'."
+    run = build_parser()._subparsers._group_actions[0].choices['run']
+    formatter = run._get_formatter()
+    shown = {a.dest: formatter._get_help_string(a) % {'default': a.default} for a in run._actions if a.help}
+    assert all(h.count('(default') <= 1 for h in shown.values()), {k: h for k, h in shown.items() if h.count('(default') > 1}
+    assert '(default: 512)' in shown['n_train'] and '(default: None)' not in shown['n_sft']
