@@ -68,14 +68,14 @@ def interleaved(fns, reps, warmup=1):
 # %% ../nbs/13a_bench.ipynb #b-d2o
 def _median(xs): return statistics.median(xs)
 
-def anchored_rows(model, tok, n_rows, K, max_new_tokens):
-    "D²O training rows (anchors sampled from the tiny model) and DPO pairs, with reference log-probs."
+def anchored_rows(model, tok, n_rows, K, max_new_tokens, n_pairs=None):
+    "`n_rows` D²O training rows (anchors sampled from `model`) and `n_pairs` (default `n_rows`) DPO pairs, with reference log-probs."
     from d2o_edu.harm_world import load_harm_world
     from d2o_edu.variants import noisy_pairs
     from d2o_edu.sampling import AnchorConfig, sample_anchors, score_pairs
     rows = [dict(r) for r in sample_anchors(model, tok, load_harm_world('negatives').select(range(n_rows)),
                                              AnchorConfig(K=K, max_new_tokens=max_new_tokens), progress=False)]
-    pairs = [dict(r) for r in score_pairs(model, tok, noisy_pairs(0.34).select(range(n_rows)), progress=False)]
+    pairs = [dict(r) for r in score_pairs(model, tok, noisy_pairs(0.34).select(range(n_pairs or n_rows)), progress=False)]
     return rows, pairs
 
 def d2o_step_vs_bare(model, tok, rows, reps, max_length=128):
@@ -298,14 +298,9 @@ def run_bench(out=None, reps=5, quick=False, threads=None, progress=True):
             say(SMOLLM2_MISSING)
             for n in real: results[n][SMOLLM2] = {'ratio': None, 'skipped': SMOLLM2_MISSING}
         else:
-            from d2o_edu.harm_world import load_harm_world
-            from d2o_edu.variants import noisy_pairs
-            from d2o_edu.sampling import AnchorConfig, sample_anchors, score_pairs
             policy, stok = smollm2_policy()
             say(f'{SMOLLM2}: sampling anchors, scoring pairs')
-            srows = [dict(r) for r in sample_anchors(policy, stok, load_harm_world('negatives').select(range(s['d2o_rows'])),
-                                                      AnchorConfig(K=s['K'], max_new_tokens=s['new_tokens']), progress=False)]
-            spairs = [dict(r) for r in score_pairs(policy, stok, noisy_pairs(0.34).select(range(s['dpo_batch'] * (reps + 2))), progress=False)]
+            srows, spairs = anchored_rows(policy, stok, s['d2o_rows'], s['K'], s['new_tokens'], n_pairs=s['dpo_batch'] * (reps + 2))
             say(f'{SMOLLM2}: D²O step (padded, and with the prompt shared) vs bare forward/backward')
             steps = d2o_step_vs_bare(policy, stok, srows, reps, max_length=512)
             results['d2o_step_over_bare_fwd_bwd'][SMOLLM2] = steps['padded']

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'OBJECTIVES', 'token_logps', 'sequence_logps', 'd2o_loss', 'dpo_loss', 'ipo_loss', 'simpo_loss',
            'ga_loss', 'npo_loss', 'unlikelihood_from_token_logps', 'unlikelihood_loss', 'kto_negative_loss',
-           'PolicyLogps', 'Objective', 'objective']
+           'PolicyLogps', 'forward_passes', 'Objective', 'objective']
 
 # %% ../nbs/03_losses.ipynb #13b9a885
 import torch
@@ -169,7 +169,11 @@ class PolicyLogps:
     token_logps: dict    # field -> (per-token log-probs, mask), each `[B(·K), T]`
 
     def add_fields(self, fields, sizes, tok, mask):
-        "Store per-token log-probs and mask `[B, n, T]` whose columns are `fields` in order, `sizes[f]` each (only 'anchors' keeps its K axis)."
+        """Store per-token log-probs and mask `[B, n, T]` whose columns are `fields` in order, `sizes[f]` each (only
+        'anchors' keeps its K axis). Every response must have a token."""
+        empty = (mask.sum(-1) == 0).nonzero().tolist()
+        if empty: raise ValueError(f'row {empty[0][0]} of the batch has a response with no token ({fields}): it was cut '
+                                   f'to nothing, or is empty')
         i = 0
         for f in fields:
             t, m = tok[:, i:i + sizes[f]], mask[:, i:i + sizes[f]]
@@ -177,6 +181,16 @@ class PolicyLogps:
             if f != 'anchors': t, m = t[:, 0], m[:, 0]
             self.logps[f], self.tokens[f], self.token_logps[f] = t.sum(-1), m.sum(-1).float(), (t, m)
         return self
+
+def forward_passes(n_seq, forwards, no_grad=()):
+    """How a row's `n_seq` encoded sequences split into the fields of `forwards` (`sizes`: K for 'anchors', else 1) and
+    into forward passes: `[(fields, their columns in a row, with gradient?)]`, the `no_grad` fields in a pass of their own."""
+    K = n_seq - len(forwards) + 1 if 'anchors' in forwards else 0
+    sizes = {f: K if f == 'anchors' else 1 for f in forwards}
+    first, column = {}, 0
+    for f in forwards: first[f], column = column, column + sizes[f]
+    groups = (([f for f in forwards if f not in no_grad], True), ([f for f in forwards if f in no_grad], False))
+    return sizes, [(g, [c for f in g for c in range(first[f], first[f] + sizes[f])], grad) for g, grad in groups if g]
 
 @dataclass(frozen=True)
 class Objective:

@@ -67,8 +67,7 @@ class PipelineConfig(TrainConfig):
         for name in ('lr', 'sft_lr'): need(name, lambda v: v > 0 and v < float('inf'), 'a finite number > 0')
         if self.harm_labels is not None: parse_harm_labels(self.harm_labels)
         if self.data_files is not None:
-            if self.dataset.lower() not in ('pku-saferlhf', 'hh-rlhf'):
-                raise ValueError(f"data_files is a local copy of a Hub data set (--dataset pku-saferlhf or hh-rlhf), not of {self.dataset!r}")
+            data_source(self.dataset, self.data_files)           # only the Hub sets read data_files (chapter 04c refuses the rest)
             if not Path(self.data_files).is_file(): raise ValueError(f'data_files {self.data_files!r} does not exist')
         resolve_mixed_precision(self.mixed_precision)
         super().__post_init__()                # then every training setting, as TrainConfig checks it

@@ -6,10 +6,9 @@
 __all__ = ['split_prompt', 'pack_row', 'shared_mask', 'shared_prompt_logps']
 
 # %% ../nbs/08b_shared_prompt.ipynb #sp04
-import numpy as np
 import torch
 import torch.nn.functional as F
-from .losses import PolicyLogps, IGNORE_INDEX
+from .losses import PolicyLogps, IGNORE_INDEX, forward_passes
 
 # %% ../nbs/08b_shared_prompt.ipynb #sp07
 def split_prompt(seq):
@@ -65,33 +64,24 @@ def shared_prompt_logps(model, encoded_rows, forwards, pad_token_id, device, no_
     """`policy_logps` (chapter 08) with each row's prompt forwarded once: the row's responses packed after it, each
     attending to the prompt and itself (`shared_mask`), no padding between them; gradients flow through the shared prompt.
     None when a row's sequences do not share one prompt (truncated apart): the caller uses the padded forward."""
-    B, n_seq = len(encoded_rows), len(encoded_rows[0])
-    K = n_seq - len(forwards) + 1 if 'anchors' in forwards else 0
-    sizes = {f: K if f == 'anchors' else 1 for f in forwards}
-    first = dict(zip(forwards, np.cumsum([0] + [sizes[f] for f in forwards])))   # each field's first column in a row
-    cols_of = lambda group: [c for f in group for c in range(first[f], first[f] + sizes[f])]
-    groups = [(g, grad) for g, grad in (([f for f in forwards if f not in no_grad], True), ([f for f in forwards if f in no_grad], False)) if g]
-    packs = {tuple(g): [pack_row([seqs[c] for c in cols_of(g)]) for seqs in encoded_rows] for g, _ in groups}
-    if any(p is None for ps in packs.values() for p in ps): return None   # a row without one shared prompt: the caller pads
+    B = len(encoded_rows)
+    sizes, passes = forward_passes(len(encoded_rows[0]), forwards, no_grad)   # the fields and passes of chapter 08's forward
+    packs = [[pack_row([seqs[c] for c in cols]) for seqs in encoded_rows] for _, cols, _ in passes]
+    if any(p is None for ps in packs for p in ps): return None   # a row without one shared prompt: the caller pads
     boolean = getattr(model.config, '_attn_implementation', 'eager') != 'eager'   # sdpa reads a boolean mask, eager adds a float one
     mask_dtype = next(model.parameters()).dtype
     out = PolicyLogps({}, {}, {})
-    for group, grad in groups:
-        rows = packs[tuple(group)]
+    for (group, cols, grad), rows in zip(passes, packs):
         ids, pos, mask = _packed_batch(rows, pad_token_id, mask_dtype, boolean)
         where = [(b, j, t, pred, label) for b, p in enumerate(rows) for j, (labels, preds) in enumerate(zip(p['labels'], p['predictors']))
                  for t, (label, pred) in enumerate(zip(labels, preds)) if label != IGNORE_INDEX]
-        counts = torch.zeros(B, len(cols_of(group)), dtype=torch.long)
-        for b, j, *_ in where: counts[b, j] += 1
-        empty = (counts == 0).nonzero().tolist()
-        if empty: raise ValueError(f'row {empty[0][0]} of the batch has a response with no token ({group}): it was cut '
-                                   f'to nothing, or is empty')
+        if not where: return None                                   # no token to score: the padded forward says which row
         bi, ci, ti, pi, lab = (torch.tensor(x, device=device) for x in zip(*where))
         T = int(ti.max()) + 1
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             logits = model(ids.to(device), attention_mask=mask.to(device), position_ids=pos.to(device)).logits
             lp = -F.cross_entropy(logits[bi, pi].float(), lab, reduction='none')     # only the positions that predict a label
-            tok = torch.zeros(B, len(cols_of(group)), T, device=device).index_put((bi, ci, ti), lp)
-        m = torch.zeros(B, len(cols_of(group)), T, device=device, dtype=torch.bool).index_put((bi, ci, ti), torch.ones_like(lab, dtype=torch.bool))
+            tok = torch.zeros(B, len(cols), T, device=device).index_put((bi, ci, ti), lp)
+        m = torch.zeros(B, len(cols), T, device=device, dtype=torch.bool).index_put((bi, ci, ti), torch.ones_like(lab, dtype=torch.bool))
         out.add_fields(group, sizes, tok, m)
     return out

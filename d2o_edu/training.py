@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .core import set_seed, make_accelerator, atomic_write_text, atomic_dir, setting, MIXED_PRECISION
 from .batches import encode_example, collate
 from types import SimpleNamespace
-from .losses import OBJECTIVES, PolicyLogps, objective, token_logps
+from .losses import OBJECTIVES, PolicyLogps, objective, token_logps, forward_passes
 from .models import context_length, is_peft_model, save_model, example_from_ids, generate, as_reference
 from .sampling import score_anchors
 from .sft import lr_at
@@ -100,22 +100,15 @@ def encode_rows(rows, method, tokenizer, max_length, anchors='offline'):
 def policy_logps(model, encoded_rows, forwards, pad_token_id, device, no_grad=()) -> PolicyLogps:
     """The policy's log-probs of every response of the batch, by field: one forward pass over all of them (a second,
     without gradient, for the `no_grad` fields), then split back apart. Every response must have a token."""
-    B, n_seq = len(encoded_rows), len(encoded_rows[0])
-    K = n_seq - len(forwards) + 1 if 'anchors' in forwards else 0
-    sizes = {f: K if f == 'anchors' else 1 for f in forwards}
-    first = dict(zip(forwards, np.cumsum([0] + [sizes[f] for f in forwards])))   # each field's first column in a row
+    B = len(encoded_rows)
+    sizes, passes = forward_passes(len(encoded_rows[0]), forwards, no_grad)
     out = PolicyLogps({}, {}, {})
-    for group, grad in (([f for f in forwards if f not in no_grad], True), ([f for f in forwards if f in no_grad], False)):
-        if not group: continue
-        cols = [c for f in group for c in range(first[f], first[f] + sizes[f])]
+    for group, cols, grad in passes:
         batch = collate([seqs[c] for seqs in encoded_rows for c in cols], pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             tok, mask = token_logps(model(batch['input_ids'], attention_mask=batch['attention_mask']).logits, batch['labels'])
         tok, mask = tok.view(B, len(cols), -1), mask.view(B, len(cols), -1)
-        empty = (mask.sum(-1) == 0).nonzero().tolist()
-        if empty: raise ValueError(f'row {empty[0][0]} of the batch has a response with no token ({group}): it was cut '
-                                   f'to nothing, or is empty')
         out.add_fields(group, sizes, tok, mask)
     return out
 

@@ -44,7 +44,7 @@ FLAG_CASES = [
     ('harm labels weight', ['--harm-labels', 'unsafe=2'], None, 'unsafe'),
     ('unknown dataset name', ['--dataset', 'beavertails'], None, "'beavertails'"),
     ('data files that do not exist', ['--dataset', 'pku-saferlhf', '--data-files', '/no/such/pku.jsonl'], None, "data_files '/no/such/pku.jsonl' does not exist"),
-    ('data files for the harm world', ['--data-files', 'pku.jsonl'], None, 'data_files is a local copy of a Hub data set'),
+    ('data files for the harm world', ['--data-files', 'pku.jsonl'], None, "only 'pku-saferlhf' and 'hh-rlhf' read data_files, not 'harm-world'"),
     ('judge that does not exist', ['--judge', 'no/such-classifier-here'], None, 'no/such-classifier-here'),
     ('harm labels without classifier', ['--harm-labels', 'unsafe', '--judge', 'harm-world'], None, 'harm_labels'),
     ('pair method on negatives-only file', ['--method', 'dpo'], [GOOD] * 3 + [{'prompt': 'Other?', 'rejected': 'x'}], "has no field 'chosen'"),
