@@ -132,7 +132,7 @@ def dpo_vs_trl(model, tok, pairs, reps, batch_size=4, warmup=2):
                   save_strategy='no', report_to='none', use_cpu=not torch.cuda.is_available(), disable_tqdm=True, seed=0)
     cb = {k: type('T', (_StepTimes, TrainerCallback), {})() for k in ('ours', 'trl')}
     model.load_state_dict(start)
-    ours = D2OTrainer(model, D2OConfig(output_dir=tempfile.mkdtemp(), method='dpo', beta=0.1, **common), train_dataset=pairs,
+    ours = D2OTrainer(model, args=D2OConfig(output_dir=tempfile.mkdtemp(), method='dpo', beta=0.1, **common), train_dataset=pairs,
                       processing_class=tok, callbacks=[cb['ours']])
     ours.train()
     lengths_ours = sum(len(s['input_ids']) for seqs in ours.train_dataset.encoded[:batch_size] for s in seqs)

@@ -179,20 +179,22 @@ def _cut_at_eos(ids, eos_token_id):
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts, num_return_sequences=1, max_new_tokens=48, temperature=1.0, top_p=1.0,
-             batch_size=64, seed=None, progress=False, return_ids=False, return_logps=False, max_prompt_length=None):
+             batch_size=64, seed=None, progress=False, return_ids=False, return_logps=False, max_prompt_length=None,
+             truncation_mode='keep_end'):
     """Sample `num_return_sequences` responses per prompt: a list (one per prompt) of lists of strings.
     `return_ids=True` returns `(texts, prompt_ids, response_ids)`: the token ids exactly as sampled, the eos kept only
-    where the model generated it; `return_logps=True` adds the log-probs the generation itself assigned to its samples."""
+    where the model generated it; `return_logps=True` adds the log-probs the generation itself assigned to its samples.
+    A prompt longer than `max_prompt_length` is cut as `encode_prompt` cuts it (`truncation_mode`), so scoring sees the same ids."""
     from d2o_edu.batches import encode_prompt, _prompt_budget
     if seed is not None: torch.manual_seed(seed)
     was_training = model.training
     model.eval()
     device, context = next(model.parameters()).device, context_length(model)
-    budget = _prompt_budget(context, max_prompt_length, 'keep_end')
+    budget = _prompt_budget(context, max_prompt_length, truncation_mode)
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     texts, prompt_ids, response_ids, gen_logps = [], [], [], []
     for chunk in tqdm(list(_chunks(list(prompts), batch_size)), desc='generating', disable=not progress):
-        ids = [encode_prompt(tokenizer, p, budget) for p in chunk]    # the same ids scoring will see
+        ids = [encode_prompt(tokenizer, p, budget, truncation_mode) for p in chunk]    # the same ids scoring will see
         n = max(map(len, ids))
         input_ids = torch.tensor([[pad] * (n - len(x)) + x for x in ids], device=device)
         attention_mask = torch.tensor([[0] * (n - len(x)) + [1] * len(x) for x in ids], device=device)

@@ -53,7 +53,7 @@ def test_trainer_share_prompt_trains_the_same(anchored):
     logs = {}
     for share in (False, True):
         model = load_model('tiny-pythia')[0]
-        t = D2OTrainer(model, D2OConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=4, max_steps=3, logging_steps=1,
+        t = D2OTrainer(model, args=D2OConfig(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=4, max_steps=3, logging_steps=1,
                                         learning_rate=1e-3, save_strategy='no', use_cpu=True, disable_tqdm=True, share_prompt=share),
                        train_dataset=rows, processing_class=tok)
         t.train()

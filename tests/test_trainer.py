@@ -48,7 +48,7 @@ def test_same_losses_and_weights_as_the_readable_loop(tiny, tmp_path, method):
     model.load_state_dict(start)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=LR, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, STEPS, 1.0, 0.05))   # the loop's schedule
-    trainer = D2OTrainer(model, _args(tmp_path / 'hf', method=method), train_dataset=data, processing_class=tok,
+    trainer = D2OTrainer(model, args=_args(tmp_path / 'hf', method=method), train_dataset=data, processing_class=tok,
                          optimizers=(opt, sched))
     trainer.train()
     hf_losses = [r['loss'] for r in trainer.state.log_history if 'loss' in r]
@@ -67,11 +67,11 @@ def test_gradient_accumulation_equals_the_larger_batch(tiny, tmp_path):
     finals = []
     for per_device, accumulate in ((8, 1), (2, 4)):
         model.load_state_dict(start)
-        D2OTrainer(model, _args(tmp_path / f'ga{accumulate}', per_device_train_batch_size=per_device,
+        D2OTrainer(model, args=_args(tmp_path / f'ga{accumulate}', per_device_train_batch_size=per_device,
                                 gradient_accumulation_steps=accumulate), train_dataset=rows, processing_class=tok).train()
         finals.append(_weights(model))
     model.load_state_dict(start)                                # a control: other rows per step (another seed)
-    D2OTrainer(model, _args(tmp_path / 'other', per_device_train_batch_size=8, seed=1), train_dataset=rows, processing_class=tok).train()
+    D2OTrainer(model, args=_args(tmp_path / 'other', per_device_train_batch_size=8, seed=1), train_dataset=rows, processing_class=tok).train()
     other = _weights(model)
     gap = lambda a, b: max((a[k] - b[k]).abs().max().item() for k in a)
     assert gap(finals[0], start) > 1e-4 and gap(other, finals[0]) > 1e-3
@@ -88,7 +88,7 @@ def test_lora_trains_adapters_and_keeps_the_base_as_reference(tiny, tmp_path):
     model, _ = load_model('tiny-gpt2')                        # its own copy: peft injects the adapters into the model
     model.load_state_dict(start)
     base = [{k: v for k, v in r.items() if k in ('prompt', 'rejected')} for r in rows]   # the trainer samples and scores
-    trainer = D2OTrainer(model, _args(tmp_path / 'lora', anchors='sampled', K=2, max_new_tokens=8, max_steps=8,
+    trainer = D2OTrainer(model, args=_args(tmp_path / 'lora', anchors='sampled', K=2, max_new_tokens=8, max_steps=8,
                                       learning_rate=2e-2),
                          train_dataset=base, processing_class=tok,
                          peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=['c_attn'], task_type='CAUSAL_LM'))
@@ -119,7 +119,7 @@ model, tok = load_model('tiny-gpt2')
 args = D2OConfig(output_dir=str(Path(out_file).parent / 'hf'), per_device_train_batch_size=per_device, max_steps=steps,
                  learning_rate=lr, logging_steps=1, save_strategy='no', anchors='precomputed', seed=0, use_cpu=True,
                  disable_tqdm=True)
-trainer = D2OTrainer(model, args, train_dataset=json.loads(Path(rows_file).read_text()), processing_class=tok)
+trainer = D2OTrainer(model, args=args, train_dataset=json.loads(Path(rows_file).read_text()), processing_class=tok)
 assert trainer.accelerator.num_processes == trainer.args.world_size == int(os.environ['WORLD_SIZE'])
 trainer.train()
 if PartialState().is_main_process:
@@ -153,9 +153,9 @@ def test_bad_input_names_row_field_and_value(tiny, tmp_path):
     model, tok, start, rows, _ = tiny
     bad = [dict(r) for r in rows]; bad[3]['rejected'] = ''
     with pytest.raises(ValueError, match="row 3: field 'rejected' must be a non-empty string or a list of chat messages, got ''"):
-        D2OTrainer(model, _args(tmp_path / 'bad'), train_dataset=bad, processing_class=tok)
+        D2OTrainer(model, args=_args(tmp_path / 'bad'), train_dataset=bad, processing_class=tok)
     with pytest.raises(ValueError, match='anchors=.precomputed. needs the columns'):
-        D2OTrainer(model, _args(tmp_path / 'bad2'), train_dataset=[{'prompt': 'hi', 'rejected': 'no'}], processing_class=tok)
+        D2OTrainer(model, args=_args(tmp_path / 'bad2'), train_dataset=[{'prompt': 'hi', 'rejected': 'no'}], processing_class=tok)
     with pytest.raises(ValueError, match='unknown method'): _args(tmp_path / 'bad3', method='orpo')
 
 
@@ -172,7 +172,7 @@ def test_first_loss_is_log2_at_any_max_length(tiny, tmp_path, method, given, max
     keep = ('prompt', 'chosen', 'rejected') if method == 'dpo' else ('prompt', 'rejected') + (
         ('anchors', 'anchor_ids', 'prompt_ids') if given == 'ids' else ())
     data = _only(pairs if method == 'dpo' else rows, keep)        # no reference log-probs: the trainer computes them
-    trainer = D2OTrainer(model, _args(tmp_path, method=method, anchors='sampled', K=2, max_new_tokens=8,
+    trainer = D2OTrainer(model, args=_args(tmp_path, method=method, anchors='sampled', K=2, max_new_tokens=8,
                                       max_length=max_length, max_steps=1), train_dataset=data, processing_class=tok)
     assert all(len(s['input_ids']) <= max_length for seqs in trainer.train_dataset.encoded for s in seqs)
     trainer.train()
@@ -186,7 +186,7 @@ def test_num_train_epochs_trains_that_many_epochs_in_the_loops_order(tiny, tmp_p
     model, tok, start, rows, _ = tiny
     model.load_state_dict(start)
     data = [{**r, 'i': i} for i, r in enumerate(rows)]
-    trainer = D2OTrainer(model, _args(tmp_path, max_steps=-1, num_train_epochs=2), train_dataset=data, processing_class=tok)
+    trainer = D2OTrainer(model, args=_args(tmp_path, max_steps=-1, num_train_epochs=2), train_dataset=data, processing_class=tok)
     seen, compute = [], trainer.compute_loss
     def spy(model, inputs, *a, **kw):
         seen.append(sorted(r['i'] for r in inputs['rows'])); return compute(model, inputs, *a, **kw)
@@ -206,7 +206,7 @@ def test_evaluate_and_eval_strategy_steps(tiny, tmp_path, method):
     model, tok, start, rows, pairs = tiny
     model.load_state_dict(start)
     data = pairs if method == 'dpo' else rows
-    trainer = D2OTrainer(model, _args(tmp_path, method=method, eval_strategy='steps', eval_steps=2, per_device_eval_batch_size=4),
+    trainer = D2OTrainer(model, args=_args(tmp_path, method=method, eval_strategy='steps', eval_steps=2, per_device_eval_batch_size=4),
                          train_dataset=data[:12], eval_dataset=data[12:], processing_class=tok)
     before = trainer.evaluate()
     assert abs(before['eval_loss'] - math.log(2)) < 1e-4, before
@@ -229,7 +229,7 @@ def test_evaluate_prepares_a_dataset_passed_to_it(tiny, tmp_path):
     from d2o_edu.trainer import D2OTrainer
     model, tok, start, rows, _ = tiny
     model.load_state_dict(start)
-    trainer = D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=8), train_dataset=rows[:12],
+    trainer = D2OTrainer(model, args=_args(tmp_path, anchors='sampled', K=2, max_new_tokens=8), train_dataset=rows[:12],
                          processing_class=tok)
     out = trainer.evaluate(_only(rows[12:], ('prompt', 'rejected')))        # anchors sampled, references scored
     assert abs(out['eval_loss'] - math.log(2)) < 1e-4 and 'eval_margin' in out
@@ -248,7 +248,7 @@ def test_given_anchors_are_the_ones_trained_on(tiny, tmp_path, form, anchors):
     else: data = _only(rows, ('prompt', 'rejected', 'anchors', 'anchor_ids', 'prompt_ids'))
     def no_sampling(*a, **kw): raise AssertionError('sampled anchors although the rows carry some')
     model.generate = no_sampling
-    try: trainer = D2OTrainer(model, _args(tmp_path, anchors=anchors, K=5), train_dataset=data, processing_class=tok)
+    try: trainer = D2OTrainer(model, args=_args(tmp_path, anchors=anchors, K=5), train_dataset=data, processing_class=tok)
     finally: del model.generate
     prepared = trainer.train_dataset.rows
     for p, g in zip(prepared, data): assert p['anchors'] == g['anchors'] and p.get('anchor_ids') == g.get('anchor_ids')
@@ -272,11 +272,11 @@ def test_anchor_columns_must_come_together(tiny, tmp_path):
     from d2o_edu.trainer import D2OTrainer
     model, tok, start, rows, _ = tiny
     with pytest.raises(ValueError, match='ref_anchor_logps without anchors'):
-        D2OTrainer(model, _args(tmp_path), train_dataset=_only(rows, ('prompt', 'rejected', 'ref_anchor_logps', 'ref_rejected_logps')),
+        D2OTrainer(model, args=_args(tmp_path), train_dataset=_only(rows, ('prompt', 'rejected', 'ref_anchor_logps', 'ref_rejected_logps')),
                    processing_class=tok)
     mixed = _only(rows, ('prompt', 'rejected', 'anchors')); del mixed[3]['anchors']
     with pytest.raises(ValueError, match='row 3 has no anchors'):
-        D2OTrainer(model, _args(tmp_path, anchors='sampled'), train_dataset=mixed, processing_class=tok)
+        D2OTrainer(model, args=_args(tmp_path, anchors='sampled'), train_dataset=mixed, processing_class=tok)
 
 
 def _bf16_on_cpu():
@@ -294,7 +294,7 @@ def test_bf16_scores_the_reference_under_the_policys_autocast(tiny, tmp_path, me
     _, tok, start, rows, _ = tiny
     model, _ = load_model('tiny-gpt2'); model.load_state_dict(start)     # its own copy: accelerate wraps its forward
     fresh, _ = load_model('tiny-gpt2'); fresh.load_state_dict(start)
-    trainer = D2OTrainer(model, _args(tmp_path, method=method, anchors='sampled', K=2, max_new_tokens=8, bf16=True,
+    trainer = D2OTrainer(model, args=_args(tmp_path, method=method, anchors='sampled', K=2, max_new_tokens=8, bf16=True,
                                       max_steps=1), train_dataset=_only(rows, ('prompt', 'rejected')), processing_class=tok)
     assert trainer.accelerator.mixed_precision == 'bf16'
     rejected = [seqs[-1] for seqs in trainer.train_dataset.encoded]      # rejected is the last sequence of D²O and NPO
@@ -312,12 +312,12 @@ def test_clear_errors_before_training_and_a_model_given_by_name(tiny, tmp_path):
     from d2o_edu.trainer import D2OTrainer
     model, tok, start, rows, _ = tiny
     with pytest.raises(ValueError, match=rf'max_length=4096 .* \({context_length(model)} tokens\)'):
-        D2OTrainer(model, _args(tmp_path, max_length=4096), train_dataset=rows, processing_class=tok)
+        D2OTrainer(model, args=_args(tmp_path, max_length=4096), train_dataset=rows, processing_class=tok)
     with pytest.raises(ValueError, match="cannot load the model 'no-such-org/no-such-model'"):
-        D2OTrainer('no-such-org/no-such-model', _args(tmp_path), train_dataset=rows, processing_class=tok)
+        D2OTrainer('no-such-org/no-such-model', args=_args(tmp_path), train_dataset=rows, processing_class=tok)
     model.load_state_dict(start)
     save_model(model, tok, tmp_path / 'tiny')
-    trainer = D2OTrainer(str(tmp_path / 'tiny'), _args(tmp_path, max_steps=1, model_init_kwargs={'dtype': torch.float32}),
+    trainer = D2OTrainer(str(tmp_path / 'tiny'), args=_args(tmp_path, max_steps=1, model_init_kwargs={'dtype': torch.float32}),
                          train_dataset=rows)                              # the tokenizer is loaded from the folder too
     assert trainer.model.dtype == torch.float32
     trainer.train()
@@ -336,19 +336,19 @@ def test_sampled_anchors_are_cached_by_content_and_reused(tiny, tmp_path):
     real = T.generate
     T.generate = lambda *a, **k: calls.append(k['num_return_sequences']) or real(*a, **k)
     try:
-        first = D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
-        again = D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
+        first = D2OTrainer(model, args=_args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
+        again = D2OTrainer(model, args=_args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
         assert calls == [2] and first.anchor_files == again.anchor_files and first.anchor_files[0].exists()
         for a, b in zip(first.train_dataset.rows, again.train_dataset.rows):
             assert a['anchor_ids'] == b['anchor_ids'] and a['anchors'] == b['anchors'] and a['ref_anchor_logps'] == b['ref_anchor_logps']
-        D2OTrainer(model, _args(tmp_path, anchors='sampled', K=3, max_new_tokens=6), train_dataset=plain, processing_class=tok)
+        D2OTrainer(model, args=_args(tmp_path, anchors='sampled', K=3, max_new_tokens=6), train_dataset=plain, processing_class=tok)
         with torch.no_grad(): next(model.parameters())[0, 0] += 1e-3          # another reference: its own samples
-        D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
+        D2OTrainer(model, args=_args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=tok)
         assert calls == [2, 3, 2] and len(list((tmp_path / 'anchors').glob('*.json'))) == 3
         # another chat template writes other prompt tokens: sampled afresh, never the cached ids of the old template
         chat_tok = copy.deepcopy(tok)
         chat_tok.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
-        templated = D2OTrainer(model, _args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=chat_tok)
+        templated = D2OTrainer(model, args=_args(tmp_path, anchors='sampled', K=2, max_new_tokens=6), train_dataset=plain, processing_class=chat_tok)
         assert calls == [2, 3, 2, 2] and len(list((tmp_path / 'anchors').glob('*.json'))) == 4
         assert templated.train_dataset.rows[0]['prompt_ids'] == chat_tok(f"<user>{plain[0]['prompt']}<assistant>", add_special_tokens=False)['input_ids']
     finally:
@@ -367,13 +367,13 @@ def test_trl_conversational_and_kto_unpaired_formats_train_like_the_standard_one
     losses = []
     for name, data in (('text', text), ('chat', chat), ('kto', kto)):
         model.load_state_dict(start)
-        trainer = D2OTrainer(model, _args(tmp_path / name, max_steps=2), train_dataset=data, processing_class=tok)
+        trainer = D2OTrainer(model, args=_args(tmp_path / name, max_steps=2), train_dataset=data, processing_class=tok)
         trainer.train()
         losses.append([r['loss'] for r in trainer.state.log_history if 'loss' in r])
     assert losses[0] == losses[1] == losses[2] and len(losses[0]) == 2, losses
     bad = kto[:3] + [{**kto[3], 'label': True}]
     with pytest.raises(ValueError, match=r"row 3 has label=True"):
-        D2OTrainer(model, _args(tmp_path / 'bad'), train_dataset=bad, processing_class=tok)
+        D2OTrainer(model, args=_args(tmp_path / 'bad'), train_dataset=bad, processing_class=tok)
     with pytest.raises(ValueError, match=r"row 0: field 'rejected' must be a non-empty string or a list of chat messages"):
-        D2OTrainer(model, _args(tmp_path / 'bad2'), train_dataset=[{**text[0], 'rejected': [{'text': 'x'}]}] + text[1:],
+        D2OTrainer(model, args=_args(tmp_path / 'bad2'), train_dataset=[{**text[0], 'rejected': [{'text': 'x'}]}] + text[1:],
                    processing_class=tok)
