@@ -128,7 +128,7 @@ LIBRARY_CASES = [
     ('sampled response empty', lambda: __import__('d2o_edu.models', fromlist=['x']).example_from_ids([1, 2], []), 'at least one token'),
     ('harm label weight', lambda: __import__('d2o_edu.judges', fromlist=['x']).parse_harm_labels('unsafe=7'), 'unsafe'),
     ('mixed precision', lambda: __import__('d2o_edu.core', fromlist=['x']).resolve_mixed_precision('fp8'), "mixed_precision='fp8'"),
-    ('pipeline noise', lambda: __import__('d2o_edu.cli', fromlist=['x']).PipelineConfig(noise=-0.1), 'noise must be between 0 and 1, got -0.1'),
+    ('pipeline noise', lambda: __import__('d2o_edu.pipeline', fromlist=['x']).PipelineConfig(noise=-0.1), 'noise must be between 0 and 1, got -0.1'),
 ]
 
 
