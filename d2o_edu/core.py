@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MIXED_PRECISION', 'in_test', 'pick', 'set_seed', 'get_device', 'dist_state', 'is_main_process', 'wait_for_everyone',
-           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'setting', 'atomic_write_text', 'atomic_dir',
-           'read_json', 'fingerprint_files', 'package_versions', 'use_plotly_renderer']
+           'resolve_mixed_precision', 'make_accelerator', 'autocast', 'setting', 'atomic_write_text', 'writing_to',
+           'atomic_dir', 'read_json', 'fingerprint_files', 'package_versions', 'use_plotly_renderer']
 
 # %% ../nbs/00_core.ipynb #e83515c1
 import os, sys, random
@@ -92,11 +92,23 @@ def atomic_write_text(path, text: str):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        with writing_to(path), os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+@contextmanager
+def writing_to(path):
+    """A failed write under `path` — a full disk, a file-size limit — as one OSError that names the path and the space
+    left on its disk. torch (\"unexpected pos\") and safetensors raise their own error types for it, which say neither."""
+    from safetensors import SafetensorError
+    try: yield
+    except (OSError, RuntimeError, SafetensorError) as e:
+        there = next((p for p in (Path(path), *Path(path).parents) if p.exists()), Path('.'))
+        free = shutil.disk_usage(there).free / 2**20
+        raise OSError(f'cannot write {path} ({free:,.0f} MB free on its disk): {type(e).__name__}: '
+                      f'{(str(e).splitlines() or [""])[0][:200]}') from e
 
 @contextmanager
 def atomic_dir(path):

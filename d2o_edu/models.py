@@ -18,6 +18,7 @@ from tokenizers import Tokenizer, models as tok_models, pre_tokenizers, decoders
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel, GPTNeoXConfig,
                           GPTNeoXForCausalLM, PreTrainedTokenizerFast)
 from .harm_world import harm_world_texts
+from .core import writing_to
 
 # %% ../nbs/05_models.ipynb #8c2f00d9
 EOS_TOKEN, PAD_TOKEN = '<|endoftext|>', '<|pad|>'
@@ -88,7 +89,7 @@ def load_model(name='tiny-gpt2', texts=None, vocab_size=2000, seed=0, dtype=None
 def save_model(model, tokenizer, path):
     "Write model (or LoRA adapter) and tokenizer with `save_pretrained`, loadable by `load_model(path)`."
     Path(path).mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path); tokenizer.save_pretrained(path)
+    with writing_to(path): model.save_pretrained(path); tokenizer.save_pretrained(path)   # a full disk: one clear OSError
     return Path(path)
 
 # %% ../nbs/05_models.ipynb #smol0002

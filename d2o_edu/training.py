@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .core import set_seed, make_accelerator, atomic_write_text, atomic_dir, setting, MIXED_PRECISION
+from .core import set_seed, make_accelerator, atomic_write_text, atomic_dir, writing_to, setting, MIXED_PRECISION
 from .batches import encode_example, collate
 from types import SimpleNamespace
 from .losses import OBJECTIVES, PolicyLogps, objective, token_logps, forward_passes
@@ -149,8 +149,9 @@ def save_checkpoint(path, model, tokenizer, optimizer, scheduler, step, extra=No
     anchors in use): into a temporary folder, then renamed."""
     with atomic_dir(path) as tmp:          # a folder named step-N is always complete
         save_model(model, tokenizer, tmp)
-        torch.save({'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(), 'rng': _rng_state(),
-                    'step': step, **(extra or {})}, tmp / 'trainer_state.pt')
+        with writing_to(Path(path) / 'trainer_state.pt'):
+            torch.save({'optimizer': optimizer.state_dict(), 'scheduler': scheduler.state_dict(), 'rng': _rng_state(),
+                        'step': step, **(extra or {})}, tmp / 'trainer_state.pt')
     return Path(path)
 
 def _unreadable(file, error) -> ValueError:

@@ -125,3 +125,30 @@ def test_checkpoint_of_another_model_is_named(tmp_path):
     ckpt = save_checkpoint(tmp_path / 'step-000001', gpt2, tok, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 1)
     with pytest.raises(ValueError, match='model.safetensors does not match the model'):
         load_weights(build_tiny_pythia(tok, n_layer=1, hidden_size=16, n_head=2), ckpt)
+
+
+def _file_size_limit(limit):
+    "A child process whose files cannot grow past `limit` bytes: a write beyond fails as on a full disk (EFBIG)."
+    import resource
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)          # fail the write (errno 27) instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize('limit, where', [(200_000, '.sft.tmp'), (6_000_000, 'checkpoints/step-000001/trainer_state.pt')])
+def test_a_write_that_fails_midway_is_one_line_naming_the_file(tmp_path, limit, where):
+    """The tiny model's weights are 4 MB and its optimizer state 8 MB: at 200 kB the SFT model's save fails (safetensors'
+    own error type), at 6 MB the first checkpoint's (torch's "unexpected pos"). Either way one line names the file and
+    the space left, no half-written folder stays, and --resume with room to write finishes the run."""
+    out = tmp_path / 'run'
+    args = ['--out', str(out), '--steps', '2', '--checkpoint-every', '1', *SMALL]
+    res = subprocess.run(CMD + ['run', *args], capture_output=True, text=True, env=ENV, timeout=600,
+                         preexec_fn=_file_size_limit(limit))
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode == 1 and last.startswith('d2o-edu: error: OSError: cannot write '), res.stderr[-2000:]
+    assert where in last and 'MB free on its disk' in last and ('File too large' in last or 'unexpected pos' in last), last
+    assert not list(out.rglob('.*.tmp'))                            # the temporary folder of the failed save is gone
+    assert not (out / 'checkpoints').exists() or not any((out / 'checkpoints').iterdir())
+    run(*args, '--resume')
+    assert [r['step'] for r in log_of(out)] == [1, 2] and (out / 'metrics.json').exists()
