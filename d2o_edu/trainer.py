@@ -40,23 +40,23 @@ class D2OConfig(TrainingArguments):
                                'responses (chapter 08b): the same loss from fewer tokens'})
     K: int = field(default=8, metadata={'help': 'anchors per prompt sampled by the trainer (rows without anchors)'})
     anchors: str = field(default='sampled', metadata={'help': "rows without anchors: 'sampled' once by the trainer from the "
-                         "reference ('sampled', or 'offline'), or refused ('precomputed'); 'online': the first ones as 'sampled', then "
-                         "fresh ones from the policy every resample_every steps; 'none': no anchor term. Anchors in the rows are used as given"})
+                         "reference ('sampled', or 'offline'), or refused ('precomputed'); 'online': fresh ones from the policy at the "
+                         "start of every resample_every steps (the first at step 0); 'none': no anchor term. Anchors in the rows are used as given"})
     resample_every: int = field(default=10, metadata={'help': "online anchors: steps between re-samplings from the policy "
                                 "(the readable loop's setting, chapter 08)"})
     max_new_tokens: int = 48
     temperature: float = 1.0
     generation_batch_size: int = 64
     precompute_ref_log_probs: bool = field(default=True, metadata={'help': "TRL's option; D2OTrainer always scores the "
-                                           'reference once, before training (True), so a second copy of the model never trains alongside'})
+                                           "rows' reference log-probs once, before training (True); only online anchors are scored when drawn"})
     precompute_ref_batch_size: int | None = field(default=None, metadata={'help': 'sequences per reference-scoring batch '
                                                   '(default: generation_batch_size)'})
     truncation_mode: str = field(default='keep_end', metadata={'help': "a prompt longer than max_prompt_length keeps its "
                                  "end, next to the answer ('keep_end'), or its start ('keep_start'); a response keeps its start"})
     max_length: int | None = field(default=None, metadata={'help': "tokens of prompt + response, every sequence (anchors "
                                    "too) cut to it for policy and reference alike; None: the model's context length"})
-    max_prompt_length: int | None = field(default=None, metadata={'help': "the prompt's share of max_length (its start is "
-                                          "cut, 'keep_end'); None: half of max_length"})
+    max_prompt_length: int | None = field(default=None, metadata={'help': "the prompt's share of max_length (a longer one "
+                                          "is cut as truncation_mode says); None: half of max_length"})
     generate_during_eval: bool = field(default=False, metadata={'help': "TRL's option: at every evaluation sample an answer "
                                        'of the policy for eval_completions prompts (LogCompletions: completions.jsonl, judged '
                                        "with D2OTrainer's judge)"})
@@ -72,8 +72,8 @@ class D2OConfig(TrainingArguments):
         objective(self.method)
         self.anchors = ANCHOR_ALIASES.get(self.anchors, self.anchors)
         if not self.precompute_ref_log_probs:
-            raise ValueError('precompute_ref_log_probs=False: D2OTrainer always precomputes the reference log-probs (its '
-                             'reference never runs during training); leave it True')
+            raise ValueError("precompute_ref_log_probs=False: D2OTrainer always precomputes the rows' reference log-probs "
+                             '(the reference does not run beside the policy at every step); leave it True')
         if self.truncation_mode not in TRUNCATION_MODES:
             raise ValueError(f'truncation_mode={self.truncation_mode!r}: use one of {", ".join(TRUNCATION_MODES)}')
         for name in ('resample_every', 'eval_completions'):
@@ -164,10 +164,12 @@ def from_trl_format(rows, name='dataset'):
 
 class D2OTrainer(Trainer):
     """`transformers.Trainer` for D²O and every objective of the registry (chapter 03), with TRL's conventions: rows with
-    `prompt` and `rejected` (+ `chosen` for pair methods), a model or its name (`model_init_kwargs`), `peft_config`,
-    `eval_dataset`/`evaluate()`, `max_length`. Anchors in the rows (`anchors` text, or `anchor_ids` + `prompt_ids`) are
-    used as given, and sampled from the reference only when the rows have none; reference log-probs not in the rows are
-    computed once, on the very tokens the policy trains on, by `ref_model`, the adapters disabled, or the starting model."""
+    `prompt` and `rejected` (+ `chosen` for pair methods), `DPOTrainer`'s arguments in its order, a model or its name
+    (`model_init_kwargs`), `peft_config`, `eval_dataset`/`evaluate()`, `max_length`/`truncation_mode`. Anchors in the rows
+    (`anchors` text, or `anchor_ids` + `prompt_ids`) are used as given, sampled from the reference only when the rows have
+    none, or drawn from the policy every `resample_every` steps (`anchors='online'`); reference log-probs not in the rows
+    are computed once, on the very tokens the policy trains on, by `ref_model`, the adapters disabled, or the starting
+    model. `generate_during_eval=True` adds a judged completions table (`LogCompletions`, with `judge`)."""
     def __init__(self, model, ref_model=None, args=None, data_collator=None, train_dataset=None, eval_dataset=None,
                  processing_class=None, compute_metrics=None, callbacks=None, optimizers=(None, None),
                  quantization_config=None, peft_config=None, judge=None, **kwargs):

@@ -197,3 +197,50 @@ def test_completions_during_evaluation_judged_and_training_undisturbed(tiny, tmp
     t.train()                                                        # a second run in the same folder: its own table
     again = [json.loads(l) for l in (tmp_path / 'True' / 'completions.jsonl').read_text().splitlines()]
     assert [r['step'] for r in again] == [2, 2, 2, 4, 4, 4]
+
+
+ONLINE_WORKER = """
+import json, os, sys, torch
+from pathlib import Path
+from accelerate import PartialState
+from peft import LoraConfig
+from d2o_edu.models import load_model
+from d2o_edu.trainer import D2OTrainer, D2OConfig
+rows_file, out_file, per_device = sys.argv[1], sys.argv[2], int(sys.argv[3])
+torch.set_num_threads(1)
+model, tok = load_model('tiny-gpt2')
+args = D2OConfig(output_dir=str(Path(out_file).parent / 'hf'), per_device_train_batch_size=per_device, max_steps=4,
+                 learning_rate=1e-3, logging_steps=1, save_strategy='no', anchors='online', resample_every=2, K=2,
+                 max_new_tokens=6, seed=0, use_cpu=True, disable_tqdm=True)
+trainer = D2OTrainer(model, args=args, train_dataset=json.loads(Path(rows_file).read_text()), processing_class=tok,
+                     peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=['c_attn'], task_type='CAUSAL_LM'))
+trainer.train()
+state = PartialState()
+drawn = [r['anchor_ids'] for r in trainer.train_dataset.rows if 'anchor_ids' in r]     # the last draw of every row
+Path(out_file).with_name(f'anchors-{state.process_index}.json').write_text(json.dumps(drawn))
+if state.is_main_process:
+    torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items() if 'lora_' in k}, out_file)
+"""
+
+
+@pytest.mark.slow
+def test_online_anchors_on_two_cpu_processes_train_what_one_does(tiny, tmp_path):
+    "Online anchors with 2 processes × 2 rows (torchrun, gloo): every process draws the same anchors, so one process's model."
+    import os, subprocess, sys
+    _, _, _, rows = tiny
+    (tmp_path / 'rows.json').write_text(json.dumps(rows))
+    (tmp_path / 'worker.py').write_text(ONLINE_WORKER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('ACCELERATE_', 'LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_'))}
+    env.update(ACCELERATE_USE_CPU='true', HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1', TOKENIZERS_PARALLELISM='false')
+    finals = []
+    for n in (1, 2):
+        out = tmp_path / f'p{n}' / 'weights.pt'
+        out.parent.mkdir()
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(n), '--master_port', str(29630 + n),
+               str(tmp_path / 'worker.py'), str(tmp_path / 'rows.json'), str(out), str(4 // n)]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        finals.append(torch.load(out))
+    drawn = [json.loads(f.read_text()) for f in sorted(tmp_path.glob('p*/anchors-*.json'))]
+    assert len(drawn) == 3 and drawn[0] and all(d == drawn[0] for d in drawn)      # 1 process, and both of 2: the same
+    for k in finals[0]: torch.testing.assert_close(finals[1][k], finals[0][k], rtol=0, atol=2e-5)
