@@ -23,3 +23,20 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason='slow tier: run with `pytest --slow`')
     for item in items:
         if item.get_closest_marker('slow'): item.add_marker(skip)
+
+
+def _torchrun(script, n, port, *args):
+    "Run `script` on `n` CPU processes (torchrun, gloo) with a clean distributed environment; a non-zero exit fails the test."
+    import subprocess, sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('ACCELERATE_', 'LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_'))}
+    env.update(ACCELERATE_USE_CPU='true', HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1', TOKENIZERS_PARALLELISM='false')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(n), '--master_port', str(port), str(script),
+           *map(str, args)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+@pytest.fixture
+def torchrun():
+    "`torchrun(script, n, port, *args)`: a worker script on n CPU processes."
+    return _torchrun

@@ -1,7 +1,7 @@
 """`D2OTrainer` (chapter 14) against independent references: the readable loop of chapter 08 (losses and weights, step
 for step), one larger batch (gradient accumulation), one process (two CPU processes, gloo), and the frozen base model
 (LoRA). Tiny GPT-2, offline, a few seconds each."""
-import copy, json, math, os
+import copy, json, math
 import pytest
 import torch
 
@@ -128,22 +128,16 @@ if PartialState().is_main_process:
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_what_one_does(tiny, tmp_path):
+def test_two_cpu_processes_train_what_one_does(tiny, tmp_path, torchrun):
     "The same global batch (4 rows) as 1 process × 4 or 2 processes × 2 (torchrun, gloo): the same model."
-    import subprocess, sys
     _, _, _, rows, _ = tiny
     (tmp_path / 'rows.json').write_text(json.dumps(rows))
     (tmp_path / 'worker.py').write_text(WORKER)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(('ACCELERATE_', 'LOCAL_RANK', 'RANK', 'WORLD_SIZE', 'MASTER_'))}
-    env.update(ACCELERATE_USE_CPU='true', HF_HUB_OFFLINE='1', OMP_NUM_THREADS='1', TOKENIZERS_PARALLELISM='false')
     finals = []
     for n in (1, 2):
         out = tmp_path / f'p{n}' / 'weights.pt'
         out.parent.mkdir()
-        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', str(n), '--master_port', str(29610 + n),
-               str(tmp_path / 'worker.py'), str(tmp_path / 'rows.json'), str(out), str(4 // n), str(STEPS), str(LR)]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-        assert res.returncode == 0, res.stderr[-3000:]
+        torchrun(tmp_path / 'worker.py', n, 29610 + n, tmp_path / 'rows.json', out, 4 // n, STEPS, LR)
         finals.append(torch.load(out))
     for k in finals[0]: torch.testing.assert_close(finals[1][k], finals[0][k], rtol=0, atol=2e-5)
 
