@@ -177,9 +177,11 @@ def parser_spec(parser) -> dict:
     def argument(a):
         if type(a) not in _ACTIONS or (a.type is not None and a.type not in _TYPES.values()):
             raise TypeError(f'parser_spec has no rule for {a.dest}: {type(a).__name__}, type {a.type}')
+        help = a.help   # Python 3.10's BooleanOptionalAction appends its default to the help itself: keep the help as given
+        if type(a) is argparse.BooleanOptionalAction and sys.version_info < (3, 11): help = help.removesuffix(' (default: %(default)s)')
         return dict(action=_ACTIONS[type(a)], flags=a.option_strings[:1], dest=a.dest, nargs=a.nargs, default=a.default,
                     type=a.type and a.type.__name__, choices=None if a.choices is None else list(a.choices),
-                    required=a.required, help=a.help, metavar=a.metavar)
+                    required=a.required, help=help, metavar=a.metavar)
     return dict(prog=parser.prog, description=parser.description, commands=[
         dict(name=name, help=helps[name], description=p.description, formatter=p.formatter_class.__name__,
              arguments=[argument(a) for a in p._actions if not isinstance(a, argparse._HelpAction)])
@@ -204,22 +206,25 @@ def _spec_path() -> Path:
     """Where the spec of *this* code is cached: named by a hash of every module of the package, so a changed flag, help
     or default is a new file. The folder is `$D2O_CACHE/cli` (chapter 05's cache root, read here without torch)."""
     import d2o_edu                                                # the package itself: no torch
-    h = hashlib.sha256()
+    h = hashlib.sha256(sys.version.encode())                      # and the Python whose argparse built it
     for f in sorted(Path(d2o_edu.__file__).parent.glob('*.py')): h.update(f.name.encode() + b'\0' + f.read_bytes())
     return Path(os.environ.get('D2O_CACHE') or Path.home() / '.cache' / 'd2o_edu') / 'cli' / f'{h.hexdigest()[:20]}.json'
 
 def command_line() -> argparse.ArgumentParser:
     """The `d2o-edu` parser, without importing torch when it can: rebuilt from the cached spec of this very code, else
     built by `build_parser` (seconds: it imports the configs) and its spec cached for the next call."""
-    path = _spec_path()
-    try: return parser_from_spec(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError): pass      # no cache yet, or an unreadable one: build it
+    path = None
+    try:
+        path = _spec_path()
+        return parser_from_spec(json.loads(path.read_text()))
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError): pass   # no cache (or no home) yet, or a bad one: build it
     parser = build_parser()
     try:
+        if path is None: return parser
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f'.{os.getpid()}.tmp')
         tmp.write_text(json.dumps(parser_spec(parser))); os.replace(tmp, path)
-    except OSError: pass                                         # a read-only home: no cache, the slow path every time
+    except Exception: pass      # no home, a read-only one, a flag the spec cannot hold: no cache, the slow path every time
     return parser
 
 def main(argv=None):

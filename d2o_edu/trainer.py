@@ -14,7 +14,7 @@ from transformers import Trainer, TrainingArguments, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 import json
 from pathlib import Path
-from .core import set_seed, atomic_write_text, read_json
+from .core import atomic_write_text, read_json
 from .sampling import model_fingerprint, _fingerprint
 from .batches import encode_example, encode_prompt, TRUNCATION_MODES
 from .judges import make_judge
@@ -117,14 +117,17 @@ def _collate(items):
 class _StepSampler(torch.utils.data.Sampler):
     """One epoch of the readable loop's order: in epoch e, step s = e × steps_per_epoch + k trains on
     `batch_indices(s, …)` (a fresh permutation every epoch) of a global batch of `per_device × processes × accumulation`
-    rows; `Trainer` calls `set_epoch` before each epoch. accelerate hands each process its contiguous share of every step."""
-    def __init__(self, n_rows, global_batch, seed):
-        self.n_rows, self.global_batch, self.seed, self.epoch = n_rows, global_batch, seed, 0
+    rows. The epoch is `set_epoch`'s, or read from `global_step()` when an epoch starts: a run resumed mid-epoch (where
+    accelerate's skipping wrapper does not pass `set_epoch` on) still replays its epoch's order. accelerate hands each
+    process its contiguous share of every step."""
+    def __init__(self, n_rows, global_batch, seed, global_step=None):
+        self.n_rows, self.global_batch, self.seed, self.epoch, self.global_step = n_rows, global_batch, seed, 0, global_step
         self.steps_per_epoch = n_rows // min(global_batch, n_rows)      # the last incomplete batch is dropped
     def set_epoch(self, epoch): self.epoch = epoch
     def __len__(self): return self.steps_per_epoch * min(self.global_batch, self.n_rows)
     def __iter__(self):
-        first = self.epoch * self.steps_per_epoch
+        epoch = self.epoch if self.global_step is None else self.global_step() // self.steps_per_epoch
+        first = epoch * self.steps_per_epoch
         for s in range(first, first + self.steps_per_epoch): yield from batch_indices(s, self.n_rows, self.global_batch, self.seed)
 
 # %% ../nbs/14_trainer.ipynb #tr-trainer
@@ -238,6 +241,10 @@ class D2OTrainer(Trainer):
         rows = from_trl_format([dict(r) for r in dataset], name)
         if not rows: raise ValueError(f'{name} is empty')
         online = args.anchors == 'online' and name == 'train_dataset'   # anchors drawn when a window of steps starts
+        if online and any({'anchors', 'anchor_ids', 'ref_anchor_logps'} & set(r) for r in rows):
+            raise ValueError(f"anchors='online' draws its own anchors from the policy, but {name} carries some (row "
+                             f"{next(i for i, r in enumerate(rows) if {'anchors', 'anchor_ids'} & set(r))}): drop those columns, or "
+                             "train on them with anchors='sampled' (they are used as given)")
         forwards, fields = obj.needs('none' if online else args.anchor_mode)
         given = [f for f in ('prompt', *forwards) if f not in ('anchors', 'kl_response')]
         for i, r in enumerate(rows):
@@ -282,12 +289,12 @@ class D2OTrainer(Trainer):
                 saved = read_json(path, 'delete it to sample the anchors again')
                 texts, prompt_ids, anchor_ids = saved['anchors'], saved['prompt_ids'], saved['anchor_ids']
             else:
-                set_seed(args.seed)
-                texts, prompt_ids, anchor_ids = generate(
-                    ref, tok, key['prompts'], num_return_sequences=args.K, temperature=args.temperature,
-                    max_new_tokens=new_tokens, batch_size=args.generation_batch_size, return_ids=True,
-                    max_prompt_length=self.prompt_budget, truncation_mode=args.truncation_mode,
-                    progress=not args.disable_tqdm and self.is_world_process_zero())
+                with _own_random_stream():              # seeded, and the random state of training left as it was
+                    texts, prompt_ids, anchor_ids = generate(
+                        ref, tok, key['prompts'], num_return_sequences=args.K, temperature=args.temperature, seed=args.seed,
+                        max_new_tokens=new_tokens, batch_size=args.generation_batch_size, return_ids=True,
+                        max_prompt_length=self.prompt_budget, truncation_mode=args.truncation_mode,
+                        progress=not args.disable_tqdm and self.is_world_process_zero())
                 if self.is_world_process_zero():
                     atomic_write_text(path, json.dumps({'anchors': texts, 'prompt_ids': prompt_ids, 'anchor_ids': anchor_ids}))
         self.anchor_files.append(path)
@@ -338,7 +345,8 @@ class D2OTrainer(Trainer):
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         a = self.args
-        return _StepSampler(len(dataset), a.per_device_train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size), a.seed)
+        return _StepSampler(len(dataset), a.per_device_train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size),
+                            a.seed, global_step=lambda: self.state.global_step)
 
     def _resample_anchors(self, step):
         """Online anchors: for the rows that steps `step … step + resample_every − 1` train on, K fresh samples from the
@@ -348,12 +356,10 @@ class D2OTrainer(Trainer):
         g = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
         end = min(step + args.resample_every, self.state.max_steps or step + args.resample_every)
         todo = sorted({i for s in range(step, end) for i in batch_indices(s, len(data), g, args.seed)})
-        first = data.rows[todo[0]]               # K: as many as the rows carry, else the config's
-        K = len(first['anchor_ids'] if 'anchor_ids' in first else first['anchors']) if {'anchor_ids', 'anchors'} & set(first) else args.K
         with _own_random_stream():
             texts, prompt_ids, anchor_ids = generate(
                 self.accelerator.unwrap_model(self.model), self.processing_class, [data.rows[i]['prompt'] for i in todo],
-                num_return_sequences=K, temperature=args.temperature, max_new_tokens=self._new_tokens(),
+                num_return_sequences=args.K, temperature=args.temperature, max_new_tokens=self._new_tokens(),
                 batch_size=args.generation_batch_size, seed=args.seed * 1_000_003 + step, return_ids=True,
                 max_prompt_length=self.prompt_budget, truncation_mode=args.truncation_mode)
         fresh = [{**{k: v for k, v in data.rows[i].items() if k != 'ref_anchor_logps'}, 'anchors': t, 'prompt_ids': p,
@@ -382,15 +388,17 @@ class D2OTrainer(Trainer):
 
     def _save_checkpoint(self, model, trial):
         "Trainer's checkpoint, plus (online anchors) the anchors of the window it falls in, so a resumed run trains on them."
-        super()._save_checkpoint(model, trial)
-        if self.args.anchors == 'online' and self.is_world_process_zero():
+        if self.args.anchors == 'online' and self.args.should_save:     # first: a complete checkpoint always has it
             folder = Path(self._get_output_dir(trial)) / f'{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}'
             atomic_write_text(folder / 'online_anchors.json', json.dumps({'step': self.anchors_sampled_at, 'rows': self._live_anchors}))
+        super()._save_checkpoint(model, trial)
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         "`Trainer.train`; resuming, the online anchors of the checkpoint's window are put back before the first step."
         path = get_last_checkpoint(self.args.output_dir) if resume_from_checkpoint is True else resume_from_checkpoint
-        self._resume_step = int(Path(path).name.rsplit('-', 1)[-1]) if path else 0
+        state = Path(path) / 'trainer_state.json' if path else None    # the step, whatever the folder is called
+        self._resume_step = read_json(state).get('global_step', 0) if state and state.exists() else 0
+        if not path: self.anchors_sampled_at = None    # a fresh run draws its step-0 anchors from the policy as it is now
         if self.args.anchors == 'online' and path:
             saved = read_json(Path(path) / 'online_anchors.json', "a checkpoint of D2OTrainer with anchors='online' holds it")
             data = self.train_dataset
@@ -462,7 +470,7 @@ class LogCompletions(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         "A fresh run starts a fresh table; a resumed one keeps the rows up to its checkpoint's step."
-        path = Path(args.output_dir) / 'completions.jsonl'
+        path, self._last = Path(args.output_dir) / 'completions.jsonl', None
         start = self.trainer._resume_step
         self.table = [r for r in map(json.loads, path.read_text().splitlines()) if r['step'] <= start] if start and path.exists() else []
 

@@ -238,3 +238,79 @@ def test_online_anchors_on_two_cpu_processes_train_what_one_does(tiny, tmp_path,
     drawn = [json.loads(f.read_text()) for f in sorted(tmp_path.glob('p*/anchors-*.json'))]
     assert len(drawn) == 3 and drawn[0] and all(d == drawn[0] for d in drawn)      # 1 process, and both of 2: the same
     for k in finals[0]: torch.testing.assert_close(finals[1][k], finals[0][k], rtol=0, atol=2e-5)
+
+
+def test_online_edges_rows_with_anchors_a_second_run_and_a_renamed_checkpoint(tiny, tmp_path):
+    """anchors='online' refuses rows that carry anchors (they would be replaced); a second train() draws step 0's anchors
+    afresh from the policy as it is then; a checkpoint copied to a folder of another name resumes (its step is read from
+    trainer_state.json, not from the name)."""
+    import shutil
+    from peft import LoraConfig
+    from d2o_edu.models import load_model
+    from d2o_edu.trainer import D2OTrainer
+    _, tok, start, rows = tiny
+    model, _ = load_model('tiny-gpt2'); model.load_state_dict(start)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=['c_attn'], task_type='CAUSAL_LM')
+    with pytest.raises(ValueError, match=r"anchors='online' draws its own anchors.*row 0"):
+        D2OTrainer(model, args=_args(tmp_path / 'x', anchors='online'), train_dataset=[{**r, 'anchors': ['a', 'b']} for r in rows],
+                   processing_class=tok, peft_config=lora)
+    model, _ = load_model('tiny-gpt2'); model.load_state_dict(start)
+    t = D2OTrainer(model, args=_args(tmp_path / 'o', anchors='online', resample_every=5, max_steps=2, learning_rate=2e-2,
+                                     save_strategy='steps', save_steps=1), train_dataset=rows, processing_class=tok, peft_config=lora)
+    steps, use = [], t._use_anchors
+    t._use_anchors = lambda fresh, step, score=False: (use(fresh, step, score), steps.append(step))
+    t.train(); t.train()                                             # the second run starts at step 0 again
+    assert steps == [0, 0], steps
+    shutil.copytree(tmp_path / 'o' / 'checkpoint-1', tmp_path / 'mine')
+    steps.clear()
+    t.train(resume_from_checkpoint=str(tmp_path / 'mine'))
+    assert t._resume_step == 1 and steps == [0] and t.state.global_step == 2    # step 0's window put back, not redrawn
+
+
+def test_an_evaluation_before_training_does_not_hide_the_first_table(tiny, tmp_path):
+    "evaluate() at step 0, then train(eval_on_start=True): the run's table still has its step-0 rows."
+    from d2o_edu.trainer import D2OTrainer
+    model, tok, start, rows = tiny
+    model.load_state_dict(start)
+    t = D2OTrainer(model, args=_args(tmp_path, anchors='sampled', max_steps=2, eval_strategy='steps', eval_steps=2,
+                                     eval_on_start=True, generate_during_eval=True, eval_completions=2),
+                   train_dataset=rows[:12], eval_dataset=rows[12:], processing_class=tok)
+    t.evaluate()
+    t.train()
+    assert [r['step'] for r in t.completions.table] == [0, 0, 2, 2]
+
+
+RESUME_WORKER = """
+import json, sys, torch
+from pathlib import Path
+from accelerate import PartialState
+from d2o_edu.models import load_model
+from d2o_edu.trainer import D2OTrainer, D2OConfig
+rows_file, out_dir, resume = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+torch.set_num_threads(1)
+model, tok = load_model('tiny-gpt2')
+args = D2OConfig(output_dir=str(out_dir), per_device_train_batch_size=2, max_steps=6, learning_rate=1e-3, logging_steps=1,
+                 save_strategy='steps', save_steps=3, anchors='sampled', K=2, max_new_tokens=6, seed=0, use_cpu=True,
+                 disable_tqdm=True)
+trainer = D2OTrainer(model, args=args, train_dataset=json.loads(Path(rows_file).read_text())[:8], processing_class=tok)
+trainer.train(resume_from_checkpoint=None if resume == 'no' else resume)
+if PartialState().is_main_process:
+    torch.save({k: v.detach().cpu() for k, v in trainer.model.state_dict().items()}, out_dir / 'final.pt')
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_resumed_in_the_second_epoch_train_the_uninterrupted_model(tiny, tmp_path, torchrun):
+    """8 rows, 4 a step: 2 steps an epoch; a 2-process run resumed from step 3 (epoch 1, one step in) must replay epoch
+    1's order, not epoch 0's (accelerate's skipping wrapper does not pass set_epoch on to the sampler)."""
+    _, _, _, rows = tiny
+    (tmp_path / 'rows.json').write_text(json.dumps(rows))
+    (tmp_path / 'worker.py').write_text(RESUME_WORKER)
+    torchrun(tmp_path / 'worker.py', 2, 29651, tmp_path / 'rows.json', tmp_path / 'whole', 'no')
+    whole = torch.load(tmp_path / 'whole' / 'final.pt')
+    import shutil
+    shutil.copytree(tmp_path / 'whole' / 'checkpoint-3', tmp_path / 'resumed' / 'checkpoint-3')
+    shutil.copytree(tmp_path / 'whole' / 'anchors', tmp_path / 'resumed' / 'anchors')
+    torchrun(tmp_path / 'worker.py', 2, 29652, tmp_path / 'rows.json', tmp_path / 'resumed', str(tmp_path / 'resumed' / 'checkpoint-3'))
+    again = torch.load(tmp_path / 'resumed' / 'final.pt')
+    for k in whole: torch.testing.assert_close(again[k], whole[k], rtol=0, atol=1e-6)
