@@ -41,7 +41,8 @@ class D2OConfig(TrainingArguments):
     K: int = field(default=8, metadata={'help': 'anchors per prompt sampled by the trainer (rows without anchors)'})
     anchors: str = field(default='sampled', metadata={'help': "rows without anchors: 'sampled' once by the trainer from the "
                          "reference ('sampled', or 'offline'), or refused ('precomputed'); 'online': fresh ones from the policy at the "
-                         "start of every resample_every steps (the first at step 0); 'none': no anchor term. Anchors in the rows are used as given"})
+                         "start of every resample_every steps (the first at step 0; rows must carry none); 'none': no anchor term. Anchors "
+                         "in the rows are used as given"})
     resample_every: int = field(default=10, metadata={'help': "online anchors: steps between re-samplings from the policy "
                                 "(the readable loop's setting, chapter 08)"})
     max_new_tokens: int = 48
