@@ -33,7 +33,7 @@ class D2OConfig(TrainingArguments):
     method: str = field(default='d2o', metadata={'help': f'objective: {", ".join(OBJECTIVES)}'})
     alpha: float = field(default=0.1, metadata={'help': 'D²O: weight of the negative term'})
     beta: float = field(default=0.1, metadata={'help': "D²O: weight of the anchor term; β of every other method"})
-    simpo_beta: float = 2.0
+    simpo_beta: float = field(default=2.0, metadata={'help': "SimPO's β (TRL's CPOConfig(loss_type='simpo') calls it beta; SimPO does not read beta)"})
     simpo_gamma: float = 1.0
     length_normalize: bool = False
     share_prompt: bool = field(default=False, metadata={'help': "forward each row's prompt once for all its "
@@ -84,6 +84,8 @@ class D2OConfig(TrainingArguments):
                                                            or self.precompute_ref_batch_size < 1):
             raise ValueError(f'precompute_ref_batch_size must be an integer >= 1, got {self.precompute_ref_batch_size!r}')
         if self.anchors not in ANCHOR_SOURCES: raise ValueError(f'anchors must be one of {", ".join(ANCHOR_SOURCES)}, got {self.anchors!r}')
+        if self.length_normalize and 'length_normalize' not in objective(self.method).hparams:
+            raise ValueError(f'length_normalize=True is a setting of D²O (per-token log-probs); {self.method!r} does not read it')
         if not objective(self.method).uses_anchors and self.anchors in ('none', 'online'):
             raise ValueError(f"anchors={self.anchors!r} is a setting of a method with anchors (D²O), not of {self.method!r}")
         for name in ('alpha', 'beta', 'simpo_beta', 'temperature'):
@@ -197,6 +199,7 @@ class D2OTrainer(Trainer):
             if processing_class is None: processing_class = _from_pretrained('tokenizer', name)
         elif init_kwargs is not None:
             raise ValueError('model_init_kwargs and quantization_config are for a model given by name; this one is loaded')
+        if isinstance(ref_model, str): ref_model = _from_pretrained('model', ref_model, args.model_init_kwargs)   # as the policy's name
         if processing_class is None: raise ValueError('pass the tokenizer as processing_class')
         context = context_length(model)
         if args.max_length is not None and args.max_length > context:
@@ -215,14 +218,21 @@ class D2OTrainer(Trainer):
         if args.disable_dropout: disable_dropout(model)
         prepare_tokenizer(processing_class)
         self.objective, self.ref_model = objective(args.method), ref_model
-        self._stored, self._eval_prefix = {'train': defaultdict(list), 'eval': defaultdict(list)}, 'eval'
+        self._stored = {'train': defaultdict(list), 'eval': defaultdict(list)}
         self.anchor_files = []                         # where sampled anchors were cached (output_dir/anchors/)
         self.anchors_sampled_at, self._live_anchors, self._resume_step = None, {}, 0   # online anchors: the step of the last draw
         super().__init__(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset,
                          data_collator=_collate, processing_class=processing_class, callbacks=callbacks,
                          optimizers=optimizers, **kwargs)
-        # after super(): the model is on its device
+        # after super(): the model is on its device, and the reference joins it (unless placed by a device_map)
+        if ref_model is not None and getattr(ref_model, 'hf_device_map', None) is None: ref_model.to(self.args.device)
         self.train_dataset = self._prepare_rows(train_dataset, 'train_dataset')
+        if args.per_device_train_batch_size < self._global_batch() > len(self.train_dataset):   # one step in unequal micro-batches
+            raise ValueError(f'train_dataset has {len(self.train_dataset)} rows, fewer than one optimizer step takes '
+                             f'({self._global_batch()} = per_device_train_batch_size {args.per_device_train_batch_size} × '
+                             f'gradient_accumulation_steps {args.gradient_accumulation_steps} × {max(1, args.world_size)} '
+                             'process(es)): its micro-batches would differ in size yet weigh alike; lower the batch size '
+                             'or the accumulation steps')
         if isinstance(eval_dataset, dict): self.eval_dataset = {k: self._prepare_rows(d, f'eval_dataset[{k!r}]') for k, d in eval_dataset.items()}
         elif eval_dataset is not None: self.eval_dataset = self._prepare_rows(eval_dataset, 'eval_dataset')
         self.completions = None                        # the completions table, with generate_during_eval
@@ -269,6 +279,11 @@ class D2OTrainer(Trainer):
         if any(has) and not all(has):
             raise ValueError(f'row {has.index(False)} has no anchors, row {has.index(True)} has: give anchors in every row or in none')
         if any(has):
+            for i, r in enumerate(rows):
+                f = 'anchor_ids' if 'anchor_ids' in r else 'anchors'
+                if not isinstance(r[f], (list, tuple)) or (f == 'anchor_ids' and not all(isinstance(a, (list, tuple)) for a in r[f])):
+                    raise ValueError(f'row {i}: field {f!r} must be a list of K ' + ('token-id lists' if f == 'anchor_ids' else 'responses')
+                                     + f', got {type(r[f]).__name__} {r[f]!r:.80} (one shared anchor: [text] in every row)')
             Ks = {len(r.get('anchor_ids', r.get('anchors'))) for r in rows}
             if len(Ks) > 1 or 0 in Ks: raise ValueError(f'every row needs the same number (>= 1) of anchors; found {sorted(Ks)}')
             return rows
@@ -345,18 +360,24 @@ class D2OTrainer(Trainer):
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return _StepSampler(len(dataset), self._global_batch(), self._data_seed(), global_step=lambda: self.state.global_step)
+
+    def _global_batch(self):
+        "Rows per optimizer step: per device × accumulation × processes."
         a = self.args
-        return _StepSampler(len(dataset), a.per_device_train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size),
-                            a.seed, global_step=lambda: self.state.global_step)
+        return a.per_device_train_batch_size * a.gradient_accumulation_steps * max(1, a.world_size)
+
+    def _data_seed(self):
+        "The seed of the batch order: `data_seed` if set, else `seed` (as Trainer's)."
+        return self.args.seed if self.args.data_seed is None else self.args.data_seed
 
     def _resample_anchors(self, step):
         """Online anchors: for the rows that steps `step … step + resample_every − 1` train on, K fresh samples from the
         policy as it is now, cut and scored under the reference as the first ones were; seeded by (seed, step) like the
         loop's (chapter 08), on their own random stream. Every process draws the same ones."""
         args, data = self.args, self.train_dataset
-        g = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
         end = min(step + args.resample_every, self.state.max_steps or step + args.resample_every)
-        todo = sorted({i for s in range(step, end) for i in batch_indices(s, len(data), g, args.seed)})
+        todo = sorted({i for s in range(step, end) for i in batch_indices(s, len(data), self._global_batch(), self._data_seed())})
         with _own_random_stream():
             texts, prompt_ids, anchor_ids = generate(
                 self.accelerator.unwrap_model(self.model), self.processing_class, [data.rows[i]['prompt'] for i in todo],
@@ -412,8 +433,10 @@ class D2OTrainer(Trainer):
                                    anchors=self.args.anchor_mode)
         loss, metrics = method_loss(model, inputs['rows'], inputs['encoded'], settings, self.processing_class.pad_token_id,
                                     self.accelerator.device, gather=self.accelerator.gather)
-        stored = self._stored['train' if model.training else 'eval']
-        for k, v in metrics.items(): stored[k].append(self.accelerator.gather_for_metrics(v.detach()).float().mean().item())
+        stored = self._stored['train' if model.training else 'eval']     # per batch: (sum over its rows, rows), every process
+        n = torch.tensor(float(len(inputs['rows'])), device=self.accelerator.device)
+        totals = self.accelerator.gather(torch.stack([v.detach().float() * n for v in metrics.values()] + [n])[None]).sum(0).tolist()
+        for k, total in zip(metrics, totals): stored[k].append((total, totals[-1]))
         return (loss, metrics) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
@@ -427,16 +450,29 @@ class D2OTrainer(Trainer):
         if isinstance(eval_dataset, dict):
             return {k: v for name, d in eval_dataset.items() for k, v in self.evaluate(d, ignore_keys, f'{metric_key_prefix}_{name}').items()}
         if eval_dataset is not None and not isinstance(eval_dataset, (str, _Rows)): eval_dataset = self._prepare_rows(eval_dataset, 'eval_dataset')
-        self._eval_prefix = metric_key_prefix
         return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
 
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix='test'):
+        "`Trainer.predict` on rows prepared as evaluate's: no predictions (None, as TRL's DPO), `{prefix}_loss` and the objective's metrics."
+        if not isinstance(test_dataset, _Rows): test_dataset = self._prepare_rows(test_dataset, 'test_dataset')
+        return super().predict(test_dataset, ignore_keys, metric_key_prefix)
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None, metric_key_prefix='eval'):
+        "Trainer's loop (of evaluate and predict), plus the objective's metrics of its rows: means over rows, `{prefix}_margin`…"
+        self._stored['eval'].clear()
+        out = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        out.metrics.update({f'{metric_key_prefix}_{k}': v for k, v in self._means('eval').items()})
+        return out
+
+    def _means(self, mode):
+        "The stored metrics of `mode` as means over rows since the last call; the store is emptied."
+        means = {k: sum(t for t, _ in v) / sum(n for _, n in v) for k, v in self._stored[mode].items() if v}
+        self._stored[mode].clear()
+        return means
+
     def log(self, logs, start_time=None):
-        "Add the objective's metrics (means since the last log, as TRL does) to what Trainer logs; `eval_`-prefixed after an evaluation."
-        mode = 'train' if 'loss' in logs else 'eval' if f'{self._eval_prefix}_loss' in logs else None
-        if mode:
-            prefix = '' if mode == 'train' else f'{self._eval_prefix}_'
-            logs.update({prefix + k: sum(v) / len(v) for k, v in self._stored[mode].items() if v})
-            self._stored[mode].clear()
+        "Add the objective's training metrics (means over the rows since the last log, as TRL does) to what Trainer logs."
+        if 'loss' in logs: logs.update(self._means('train'))   # evaluation's are in its metrics already (evaluation_loop)
         return super().log(logs, start_time)
 
 

@@ -314,3 +314,97 @@ def test_two_processes_resumed_in_the_second_epoch_train_the_uninterrupted_model
     torchrun(tmp_path / 'worker.py', 2, 29652, tmp_path / 'rows.json', tmp_path / 'resumed', str(tmp_path / 'resumed' / 'checkpoint-3'))
     again = torch.load(tmp_path / 'resumed' / 'final.pt')
     for k in whole: torch.testing.assert_close(again[k], whole[k], rtol=0, atol=1e-6)
+
+
+# ---- after a second practitioner review (stop 28) ----
+
+def _given(rows, anchors=('zebra crossing ahead', 'a quiet violet moon')):
+    "Rows with the same two text anchors: no sampling, so the seed touches only the batch order."
+    return [{'prompt': r['prompt'], 'rejected': r['rejected'], 'anchors': list(anchors)} for r in rows]
+
+
+def test_a_string_is_not_a_list_of_anchors(tiny, tmp_path):
+    "One refusal as `anchors` in every row is a string, not K=1 anchors: before, it trained on its single characters."
+    from d2o_edu.trainer import D2OTrainer
+    model, tok, start, rows = tiny
+    with pytest.raises(ValueError, match=r"row 0: field 'anchors' must be a list of K responses, got str"):
+        D2OTrainer(model, args=_args(tmp_path), train_dataset=[{**r, 'anchors': "I can't help with that."} for r in rows],
+                   processing_class=tok)
+    with pytest.raises(ValueError, match=r"row 0: field 'anchor_ids' must be a list of K token-id lists"):
+        D2OTrainer(model, args=_args(tmp_path), train_dataset=[{**r, 'anchor_ids': [5, 6, 7], 'prompt_ids': [1, 2]} for r in rows],
+                   processing_class=tok)
+
+
+def test_eval_metrics_are_means_over_rows_whatever_the_eval_batch(tiny, tmp_path):
+    """10 eval rows in batches of 1 (each batch mean is a row's value) and of 4 (4, 4, 2): the same metrics, as eval_loss
+    is — before, the last partial batch weighed as much as a full one."""
+    from d2o_edu.trainer import D2OTrainer
+    model, tok, start, rows = tiny
+    model.load_state_dict(start)
+    t = D2OTrainer(model, copy.deepcopy(model).eval(), args=_args(tmp_path, learning_rate=1e-2), train_dataset=_given(rows[:8]),
+                   processing_class=tok)                           # a ref_model scores eval rows given after training
+    t.train()                                                      # moved: the margins differ from row to row
+    per_row = t.evaluate(_given(rows[6:16]))
+    t.args.per_device_eval_batch_size = 4
+    batched = t.evaluate(_given(rows[6:16]))
+    assert abs(per_row['eval_margin']) > 1e-3
+    for k in ('eval_loss', 'eval_margin', 'eval_rewards/rejected', 'eval_logps/anchors', 'eval_grad_weight'):
+        assert math.isclose(batched[k], per_row[k], rel_tol=1e-5, abs_tol=1e-6), (k, batched[k], per_row[k])
+
+
+def test_predict_returns_the_objectives_metrics_and_leaves_evaluate_alone(tiny, tmp_path):
+    "predict() on raw rows: test_loss and test_margin…, equal to evaluate()'s on the same rows; evaluate() after it unchanged."
+    from d2o_edu.trainer import D2OTrainer
+    model, tok, start, rows = tiny
+    model.load_state_dict(start)
+    t = D2OTrainer(model, copy.deepcopy(model).eval(), args=_args(tmp_path, learning_rate=1e-2), train_dataset=_given(rows[:8]),
+                   eval_dataset=_given(rows[8:12]), processing_class=tok)
+    t.train()
+    before = t.evaluate()
+    out = t.predict(_given(rows[:8]))                              # a list of rows, prepared as evaluate's
+    assert out.predictions is None and {'test_loss', 'test_margin', 'test_rewards/margins'} <= set(out.metrics)
+    on_train = t.evaluate(_given(rows[:8]))
+    assert math.isclose(out.metrics['test_margin'], on_train['eval_margin'], rel_tol=1e-6)
+    after = t.evaluate()
+    assert after['eval_margin'] == before['eval_margin'] and after['eval_loss'] == before['eval_loss']
+
+
+def test_data_seed_orders_the_batches_as_seed_would(tiny, tmp_path):
+    "Given anchors, so seeds touch only the order: data_seed=7 trains as seed=7 does, and not as seed=0 (Trainer's rule)."
+    from d2o_edu.trainer import D2OTrainer
+    model, tok, start, rows = tiny
+    def losses(**kw):
+        model.load_state_dict(start)
+        t = D2OTrainer(model, args=_args(tmp_path, learning_rate=2e-2, **kw), train_dataset=_given(rows), processing_class=tok)
+        t.train()
+        return [r['loss'] for r in t.state.log_history if 'loss' in r]
+    by_data_seed, by_seed, default = losses(seed=0, data_seed=7), losses(seed=7), losses(seed=0)
+    assert by_data_seed == by_seed and by_data_seed != default
+
+
+def test_settings_that_do_not_apply_and_too_few_rows_are_refused(tiny, tmp_path):
+    from d2o_edu.trainer import D2OTrainer
+    model, tok, start, rows = tiny
+    with pytest.raises(ValueError, match=r"length_normalize=True is a setting of D²O.*'dpo' does not read it"):
+        _args(tmp_path, method='dpo', length_normalize=True)
+    with pytest.raises(ValueError, match=r'train_dataset has 6 rows, fewer than one optimizer step takes \(8 = '):
+        D2OTrainer(model, args=_args(tmp_path, gradient_accumulation_steps=2), train_dataset=_given(rows[:6]), processing_class=tok)
+
+
+def test_a_reference_given_by_name_is_the_saved_model(tiny, tmp_path):
+    "ref_model='folder' (as the policy may be a name): loaded with from_pretrained, it scores and trains as the model passed in."
+    from d2o_edu.trainer import D2OTrainer
+    model, tok, start, rows = tiny
+    model.load_state_dict(start)
+    model.save_pretrained(tmp_path / 'ref')
+    runs = []
+    for ref in (str(tmp_path / 'ref'), copy.deepcopy(model).eval()):
+        model.load_state_dict(start)
+        t = D2OTrainer(model, ref, _args(tmp_path / 'out', learning_rate=2e-2), None, _given(rows), None, tok)
+        scores = torch.tensor([[r['ref_rejected_logps'], *r['ref_anchor_logps']] for r in t.train_dataset.rows])
+        t.train()
+        runs.append((scores, [r['loss'] for r in t.state.log_history if 'loss' in r]))
+    (by_name, losses), (given, expected) = runs
+    torch.testing.assert_close(by_name, given, rtol=0, atol=1e-4)                 # the same reference log-probs
+    assert math.isclose(losses[0], math.log(2), abs_tol=1e-5)
+    assert all(math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-5) for a, b in zip(losses, expected)), (losses, expected)
