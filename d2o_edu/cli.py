@@ -43,7 +43,8 @@ def _rerun_flags(parser, results, which):
     parser.add_argument('--workers', type=int, default=1, help='runs in parallel (processes of one torch thread each); '
                         'the numbers do not depend on it')
     parser.add_argument('--only', metavar='JOB', help=f'rerun one recorded run of --from{which} and compare')
-    parser.add_argument('--from', dest='from_file', default=f'data/results/{results}', help=f'the {results} that --only reads')
+    parser.add_argument('--from', dest='from_file', default=None,
+                        help=f"the {results} that --only reads (default: the course's data/results/{results}, from any folder)")
 
 def build_parser():
     "The `d2o-edu` argument parser, from the configs themselves (importing them imports torch: `command_line` avoids it)."
@@ -87,8 +88,12 @@ def build_parser():
     gr.add_argument('--json', dest='json_out', default=None, help='also write the per-exercise results to this JSON file')
     return p
 
-def rerun_any(study_file, job_id, out) -> dict:
-    "Rerun one job of a study.json or a study2.json (told apart by study 2's `preregistration_commit`), compared with its record."
+def rerun_any(study_file, job_id, out, default='study.json') -> dict:
+    """Rerun one job of a study.json or a study2.json (told apart by study 2's `preregistration_commit`), compared with its
+    record. `study_file` None: the course's committed `default` (the checkout's data/results, or the wheel's copy)."""
+    if study_file is None:
+        from .harm_world import _repo_data_dir
+        study_file = _repo_data_dir() / 'results' / default
     path = Path(study_file)
     if not path.exists(): raise FileNotFoundError(f'{path} not found: pass the study.json or study2.json to rerun from (--from)')
     try: head = json.loads(path.read_text())
@@ -102,7 +107,7 @@ def rerun_any(study_file, job_id, out) -> dict:
 def study_main(args, argv=None):
     "`d2o-edu study`: the whole study, or (`--only JOB`) one recorded run again, compared with its recorded numbers."
     from d2o_edu.pipeline import check_out_dir
-    from d2o_edu.study import StudyConfig, quick_config, run_study, verdicts
+    from d2o_edu.study import StudyConfig, check_seeds, quick_config, run_study, verdicts
     one_line = lambda e: ' '.join(str(e.args[0] if isinstance(e, KeyError) and e.args else e).split())
     command = 'd2o-edu ' + ' '.join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     try:
@@ -112,6 +117,7 @@ def study_main(args, argv=None):
             print(json.dumps(report, indent=1))
             return 0 if report['identical'] else 1
         if args.workers < 1: raise ValueError(f'--workers must be >= 1, got {args.workers}')
+        if args.seeds is not None: check_seeds(args.seeds)      # before the SFT stage, not after it
         cfg = quick_config() if args.quick else StudyConfig()
         study = run_study(args.out, arms=args.methods, seeds=args.seeds, cfg=cfg, workers=args.workers,
                           ablations=args.ablations, command=command)
@@ -130,7 +136,7 @@ def study2_main(args, argv=None):
     try:
         check_out_dir(args.out)
         if args.only:
-            report = rerun_any(args.from_file, args.only, args.out)
+            report = rerun_any(args.from_file, args.only, args.out, default='study2.json')
             print(json.dumps(report, indent=1))
             return 0 if report['identical'] else 1
         if args.workers < 1: raise ValueError(f'--workers must be >= 1, got {args.workers}')

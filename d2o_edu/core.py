@@ -87,12 +87,18 @@ import hashlib, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+def _new_file_mode() -> int:
+    "The mode `open(path, 'w')` gives a new file: 0o666 less the process's umask (read by setting it and back)."
+    umask = os.umask(0o022); os.umask(umask)
+    return 0o666 & ~umask
+
 def atomic_write_text(path, text: str):
     "Write `text` to `path` through a temporary file and a rename: readers see the old file or the new one, never half."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with writing_to(path), os.fdopen(fd, 'w', encoding='utf-8') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode())          # mkstemp makes it private (0600); give it the mode open() would
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise

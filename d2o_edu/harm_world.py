@@ -288,7 +288,7 @@ def read_jsonl(path) -> list:
     rows = []
     with open(path, 'rb') as f:
         for n, raw in enumerate(f, 1):
-            try: line = raw.decode('utf-8')
+            try: line = raw.decode('utf-8-sig' if n == 1 else 'utf-8')     # the byte-order mark Windows tools write
             except UnicodeDecodeError as e:
                 raise ValueError(f"{path}, line {n}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start}); "
                                  f"save the file as UTF-8") from None

@@ -249,10 +249,10 @@ def train_tiny_harm_classifier(out_dir, n_examples=None, steps=None, batch_size=
 def make_judge(spec, harm_labels=None, threshold=HARM_THRESHOLD, **classifier_kw):
     "A judge from a config or CLI value: 'harm-world', 'none'/None (no judge), a judge or function, else a classifier's Hub name or folder."
     key = spec.strip().lower() if isinstance(spec, str) else None
-    if spec is None or key == 'none': return None
-    classifier = isinstance(spec, (str, Path, torch.nn.Module)) and key not in ('harm-world', '')
-    if harm_labels is not None and not classifier:
+    classifier = isinstance(spec, (str, Path, torch.nn.Module)) and key not in ('harm-world', 'none', '')
+    if harm_labels is not None and not classifier:       # no judge at all included: the labels would be dropped unread
         raise ValueError(f"harm_labels={harm_labels!r} only applies to a classifier judge, not to judge {spec!r}")
+    if spec is None or key == 'none': return None
     if isinstance(spec, Judge): return spec
     if key == 'harm-world': return HarmWorldJudge(threshold)
     if callable(spec) and not isinstance(spec, torch.nn.Module): return CallableJudge(spec, threshold=threshold)

@@ -125,8 +125,8 @@ def sft_stage(cfg, source, out, resume, progress):
         model, tokenizer = load_model(str(sft_dir), attn_implementation=_attn(cfg))
         return model.to(dist_state().device), tokenizer          # where a fresh run's model is: the GPU when there is one
     if cfg.sft_epochs is None and cfg.resolved_sft_epochs() == 0:
-        _log(f'no SFT: {cfg.dataset} holds negatives only, and fine-tuning on them would teach their harm '
-             '(--sft-epochs N fine-tunes on it anyway)', progress)
+        _log(f"no SFT: on {cfg.dataset} the SFT stage would fine-tune on its rejected answers and teach their harm "
+             '(--sft-epochs N fine-tunes on them anyway)', progress)
     model, tokenizer = starting_model(cfg.model, source, cfg.sft_config(), cfg.seed, _attn(cfg), progress, cfg.n_sft)
     if is_main_process():                     # written aside, then renamed: a half-saved model is never reused
         with atomic_dir(sft_dir) as tmp: save_model(model, tokenizer, tmp)
@@ -202,10 +202,11 @@ def check_out_dir(out):
     out = Path(out)
     if out.exists() and not out.is_dir(): raise ValueError(f'--out {out} is a file, not a folder: choose another --out')
     parent = next((p for p in [out, *out.parents] if p.exists()), Path('.'))
+    if not parent.is_dir(): raise ValueError(f'--out {out}: {parent} is a file, so no folder can be made under it: choose another --out')
     if not os.access(parent, os.W_OK): raise ValueError(f'--out {out}: cannot write to {parent}')
     if shutil.disk_usage(parent).free < 50 * 2**20: raise ValueError(f'--out {out}: less than 50 MB free on {parent}')
 
-def prepare_run_dir(cfg, out, resume):
+def prepare_run_dir(cfg, out, resume, progress=False):
     "Resume: the folder's run.json must describe the same run (else one line says what changed). Fresh: clear old stages."
     out, record = Path(out), run_record(cfg)
     saved = out / 'run.json'
@@ -220,6 +221,7 @@ def prepare_run_dir(cfg, out, resume):
         return record
     if resume and any((out / f).exists() for f in RUN_FILES[1:]):
         raise ValueError(f'--resume: {out} has no run.json, so what it was built from is unknown: drop --resume to start afresh')
+    if resume: _log(f'--resume: nothing to resume in {out} (no run.json): starting from step 0', progress)
     for name in RUN_FILES:                         # a fresh run rebuilds every stage: nothing stale may stay behind
         p = out / name
         if p.is_dir(): shutil.rmtree(p)
@@ -301,7 +303,7 @@ def _run_stages(cfg, out, resume, progress, hooks) -> RunResult:
     negatives = source.negatives()
     prompts = source.eval_prompts(cfg.n_eval, cfg.n_train)
     if objective(cfg.method).data == 'pairs': source.pairs(noise=cfg.noise, seed=cfg.seed)
-    if main: prepare_run_dir(cfg, out, resume)
+    if main: prepare_run_dir(cfg, out, resume, progress)
     wait_for_everyone()
     # SFT, then the training rows with what the method's loss reads
     model, tokenizer = sft_stage(cfg, source, out, resume, progress); timing['sft_s'] = time.time() - t0

@@ -260,7 +260,7 @@ class FileSource(DataSource):
         prompts = self.negatives()['prompt']
         held = _held_out(prompts[n_train:], set(prompts[:n_train]), n_eval)
         if not held: raise ValueError(f"{self.name} has {len(prompts)} rows: no prompt left for evaluation after n_train={n_train} "
-                                      f"(held-out prompts must not occur in the first n_train rows); add rows or lower n_train")
+                                      f"(held-out prompts must not occur in the first n_train rows{'; n_train is more than the file holds' if n_train >= len(prompts) else ''}); add rows or lower n_train")
         return held
 
 def data_source(name='harm-world', data_files=None, *, view: str = 'negatives', strict: bool = True) -> DataSource:

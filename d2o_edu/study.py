@@ -6,8 +6,8 @@
 __all__ = ['ARMS', 'LRS', 'LOG_KEYS', 'SGD_LRS', 'ABLATIONS', 'METRICS', 'TESTS', 'WORDS', 'VERDICT_92a248c', 'NEW_CLAIMS',
            'StudyConfig', 'quick_config', 'grid', 'anchors_label', 'select', 'job_id', 'make_job', 'eval_splits',
            'prepare_sft', 'job_rows_file', 'job_data', 'run_job', 'run_jobs', 'prepare_data', 'ablation_jobs',
-           'grid_keys', 'flat_rows', 'run_study', 'rerun_job', 'load_results', 'comparison_rows', 'table1',
-           'trajectory', 'trajectory_figure', 'ablation_rows', 'selected_sgd_lr', 't_sf2', 't_cdf', 't_pdf',
+           'grid_keys', 'flat_rows', 'check_seeds', 'run_study', 'rerun_job', 'load_results', 'comparison_rows',
+           'table1', 'trajectory', 'trajectory_figure', 'ablation_rows', 'selected_sgd_lr', 't_sf2', 't_cdf', 't_pdf',
            't_quantile', 'welch', 'compare', 'better', 'verdicts', 'verdicts_92a248c', 'verdict_history',
            'study_report_html']
 
@@ -261,6 +261,14 @@ def flat_rows(results, sft_rows, cfg) -> list:
                   'ablation': j['ablation'], 'selected': res.get('selected', False), **r, 'config': config} for r in res['rows']]
     return rows
 
+def check_seeds(seeds):
+    "The study's seeds: at least two distinct integers in numpy's range (the first tunes, the others test)."
+    seeds = list(seeds)
+    if len(seeds) < 2 or len(set(seeds)) < len(seeds) or not all(isinstance(s, int) and 0 <= s < 2**32 for s in seeds):
+        raise ValueError(f'seeds must be at least two distinct integers 0 <= seed < 2**32 (the first tunes, the others '
+                         f'test), got {seeds}')
+    return tuple(seeds)
+
 def run_study(out, arms=None, seeds=None, cfg=None, workers=1, ablations=ABLATIONS, command=None, progress=True) -> dict:
     """The evidence study: tune every arm on validation (seed 0, `grid_size` settings, the rule in `select`), run the
     selected setting with every seed (test), then the ablations. Resumable: finished runs are read back from `out/jobs`.
@@ -269,7 +277,7 @@ def run_study(out, arms=None, seeds=None, cfg=None, workers=1, ablations=ABLATIO
     arms = list(arms or ARMS)
     unknown = [a for a in arms if a not in ARMS]
     if unknown: raise ValueError(f'unknown method(s) {unknown}: choose from {", ".join(ARMS)}')
-    seeds = tuple(seeds if seeds is not None else cfg.seeds)
+    seeds = check_seeds(seeds if seeds is not None else cfg.seeds)
     cfg = replace(cfg, seeds=seeds)
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)

@@ -7,10 +7,11 @@ __all__ = ['METHODS', 'PAIR_METHODS', 'NEGATIVE_METHODS', 'ANCHOR_MODES', 'OPTIM
            'policy_logps', 'method_loss', 'batch_indices', 'save_checkpoint', 'load_weights', 'load_trainer_state',
            'latest_checkpoint', 'disable_dropout', 'shard', 'window_rows', 'resample_anchors', 'TrainRun', 'Callback',
            'OnlineAnchors', 'JsonlLog', 'ProgressBar', 'save_step', 'Checkpoints', 'StepHook', 'check_train_inputs',
-           'make_optimizer', 'resume_from', 'stop_if_not_finite', 'step_record', 'train', 'read_log']
+           'make_optimizer', 'resume_from', 'stop_if_not_finite', 'CtrlC', 'interrupted', 'step_record', 'train',
+           'read_log']
 
 # %% ../nbs/08_training.ipynb #292f8e1c
-import json, math, random, time
+import json, math, random, signal, sys, threading, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np
@@ -361,6 +362,36 @@ def stop_if_not_finite(run, loss, grad_norm, step, idx):
                              f'{step + 1} (loss {loss.item()}, grad norm {float(grad_norm)}) on rows {idx}; '
                              f'the weights before it are saved in {path}')
 
+class CtrlC:
+    """Ctrl-C during a step takes effect when the step ends. Stopped halfway (the weights updated, the step counter not,
+    or only some weights updated), a checkpoint would hold half a step and a resumed run would apply it twice.
+    A second Ctrl-C stops at once, saving nothing. On several processes a Ctrl-C on any of them stops them all."""
+    def __init__(self, accelerator):
+        self.accelerator, self.asked, self.at_step_end, self.previous = accelerator, False, False, None
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handler)      # only Python's own Ctrl-C handler is replaced
+    def _handler(self, signum, frame):
+        if self.asked: raise KeyboardInterrupt
+        self.asked = True
+        print('\nCtrl-C: stopping when this step ends (press it again to stop at once; that step is then lost)',
+              file=sys.stderr, flush=True)
+    def check(self):
+        "At a step's end: stop here if Ctrl-C was pressed (on any process)."
+        asked, acc = self.asked, self.accelerator
+        if acc.num_processes > 1: asked = acc.reduce(torch.tensor(float(asked), device=acc.device), 'sum').item() > 0
+        if asked: self.at_step_end = True; raise KeyboardInterrupt
+    def restore(self):
+        if self.previous is not None: signal.signal(signal.SIGINT, self.previous); self.previous = None
+
+def interrupted(run, ctrl_c) -> str:
+    "What a Ctrl-C leaves: at a step's end, a checkpoint of that step; in the middle of one, the last checkpoint."
+    if ctrl_c.at_step_end and run.done > run.start:
+        return f'interrupted after step {run.done}; checkpoint in {save_step(run, run.done)}: rerun the same command with --resume to continue'
+    last = latest_checkpoint(run.out_dir)
+    return (f'interrupted in step {run.done + 1}, which is not saved; ' +
+            (f'the last checkpoint is {last}: rerun the same command with --resume to continue from it' if last else
+             'no checkpoint yet: rerun the same command'))
+
 def step_record(run, step, loss, metrics, grad_norm) -> dict:
     "A step's log line. Every shard's loss and metrics are means over equal shards: their mean is the global batch's."
     stats = run.accelerator.reduce(torch.stack([loss.detach().float(), *[v.float() for v in metrics.values()]]), 'mean')
@@ -398,6 +429,7 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
     run = TrainRun(config, tokenizer, accelerator, out_dir, rows, encoded, max_length, model, optimizer, scheduler,
                    callbacks, start=start, end=min(stop_at or config.steps, config.steps))
     for cb in callbacks: cb.on_train_begin(run)
+    ctrl_c = CtrlC(accelerator)                                 # from here a Ctrl-C waits for the end of its step
     try:
         for step in range(run.start, run.end):
             # anchors: online ones are re-sampled at the start of each window (`OnlineAnchors`)
@@ -417,11 +449,11 @@ def train(model, tokenizer, data, config=TrainConfig(), out_dir='runs/train', re
             record = step_record(run, step, loss, metrics, grad_norm)
             run.done = step + 1
             for cb in callbacks: cb.on_step_end(run, record)
+            ctrl_c.check()
     except KeyboardInterrupt:                                   # Ctrl-C: keep what was trained, say how to go on
-        path = save_step(run, run.done) if run.done > run.start else out_dir / 'checkpoints' / f'step-{run.done:06d}'
-        raise KeyboardInterrupt(f'interrupted after step {run.done}; checkpoint in {path}: '
-                                f'rerun the same command with --resume to continue') from None
+        raise KeyboardInterrupt(interrupted(run, ctrl_c)) from None
     finally:
+        ctrl_c.restore()
         for cb in callbacks: cb.on_train_end(run)
     if run.main: atomic_write_text(out_dir / 'train_config.json', json.dumps({**asdict(config), 'processes': world}, indent=1))
     return run.policy.eval()

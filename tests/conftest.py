@@ -40,3 +40,23 @@ def _torchrun(script, n, port, *args):
 def torchrun():
     "`torchrun(script, n, port, *args)`: a worker script on n CPU processes."
     return _torchrun
+
+
+def _one_and_two_processes(tmp_path, worker, rows, port, *args):
+    "Train `worker` on the same global batch of 4 rows as 1 process × 4 and 2 processes × 2; the two saved weight dicts."
+    import json, torch
+    (tmp_path / 'rows.json').write_text(json.dumps(rows))
+    (tmp_path / 'worker.py').write_text(worker)
+    finals = []
+    for n in (1, 2):
+        out = tmp_path / f'p{n}' / 'weights.pt'
+        out.parent.mkdir()
+        _torchrun(tmp_path / 'worker.py', n, port + n, tmp_path / 'rows.json', out, 4 // n, *args)
+        finals.append(torch.load(out))
+    return finals
+
+
+@pytest.fixture
+def one_and_two_processes():
+    "`one_and_two_processes(tmp_path, worker_source, rows, port, *args)`: [weights on 1 process, weights on 2]."
+    return _one_and_two_processes

@@ -59,6 +59,7 @@ FLAG_CASES = [
     ('warmup over the run', ['--warmup', '2'], None, 'warmup must be a share of the steps, 0 <= warmup < 1, got 2.0'),
     ('gradient clip negative', ['--max-grad-norm', '-1'], None, 'max_grad_norm must be a finite number > 0, got -1.0'),
     ('seed negative', ['--seed', '-1'], None, 'seed must be an integer 0 <= seed < 2**32, got -1'),
+    ('harm labels without any judge', ['--harm-labels', 'unsafe', '--judge', 'none'], None, "only applies to a classifier judge, not to judge 'none'"),
 ]
 DATA_CASES = [
     ('missing field', [GOOD, {'prompt': 'Hi there'}], "row 1 has no field 'rejected'"),
@@ -107,6 +108,27 @@ def test_out_is_a_file(tmp_path):
     (tmp_path / 'taken').write_text('not a folder')
     code, err = cli(['run', '--out', str(tmp_path / 'taken')])
     assert code == 2 and 'is a file, not a folder' in err and 'Traceback' not in err, err
+
+
+def test_out_under_a_file(tmp_path):
+    (tmp_path / 'taken').write_text('not a folder')
+    code, err = cli(['run', '--out', str(tmp_path / 'taken' / 'run')])
+    assert code == 2 and 'taken is a file, so no folder can be made under it' in err and 'Traceback' not in err, err
+
+
+@pytest.mark.parametrize('seeds', [['-1'], ['3'], ['1', '1']])
+def test_study_seeds_are_checked_before_any_work(tmp_path, seeds):
+    code, err = cli(['study', '--quick', '--out', str(tmp_path / 'st'), '--seeds', *seeds])
+    assert code == 2 and 'seeds must be at least two distinct integers' in err, err
+    assert not (tmp_path / 'st' / 'sft').exists()                                  # before the SFT stage
+
+
+@pytest.mark.parametrize('command, results', [('study', 'study.json'), ('study2', 'study2.json')])
+def test_only_reads_the_courses_results_from_any_folder(tmp_path, monkeypatch, command, results):
+    "`--only` without `--from` reads the committed results file, whatever the working folder (before: ./data/results/…)."
+    monkeypatch.chdir(tmp_path)
+    code, err = cli([command, '--only', 'no-such-job', '--out', str(tmp_path / 'st')])
+    assert code == 2 and 'no-such-job' in err and 'not found: pass' not in err, err
 
 
 def test_resume_of_a_folder_without_run_json(tmp_path):

@@ -171,3 +171,13 @@ def test_truncation_stats_counts(tokenizer):
         truncation_stats(tokenizer, prompts[:2], responses[:1], max_length=32)
     with pytest.raises(ValueError, match='max_prompt_length=32'):
         truncation_stats(tokenizer, prompts, responses, max_length=32, max_prompt_length=32)
+
+
+def test_a_file_with_a_byte_order_mark_reads_as_without(tmp_path):
+    "Notepad and Excel write UTF-8 with a byte-order mark (EF BB BF): the rows are the same (before: 'Unexpected UTF-8 BOM')."
+    from d2o_edu.harm_world import read_jsonl
+    rows = [{'prompt': 'Caf\u00e9?', 'rejected': 'no'}, {'prompt': 'B?', 'rejected': 'x'}]
+    text = ''.join(json.dumps(r) + '\n' for r in rows)
+    (tmp_path / 'bom.jsonl').write_bytes(b'\xef\xbb\xbf' + text.encode())
+    (tmp_path / 'plain.jsonl').write_bytes(text.encode())
+    assert read_jsonl(tmp_path / 'bom.jsonl') == read_jsonl(tmp_path / 'plain.jsonl') == rows

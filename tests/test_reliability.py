@@ -152,3 +152,42 @@ def test_a_write_that_fails_midway_is_one_line_naming_the_file(tmp_path, limit, 
     assert not (out / 'checkpoints').exists() or not any((out / 'checkpoints').iterdir())
     run(*args, '--resume')
     assert [r['step'] for r in log_of(out)] == [1, 2] and (out / 'metrics.json').exists()
+
+
+def _interrupt_after_update(n, times=1):
+    "A Ctrl-C (SIGINT to this process) right after the n-th optimizer update, before the loop has counted that step."
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+    updates = []
+    def hook(optimizer, args, kwargs):
+        updates.append(1)
+        if len(updates) == n:
+            for _ in range(times): os.kill(os.getpid(), signal.SIGINT)
+    return register_optimizer_step_post_hook(hook)
+
+
+@pytest.mark.parametrize('times, checkpoint_every, message', [
+    (1, 0, 'interrupted after step 3; checkpoint in .*step-000003: rerun'),
+    (2, 2, 'interrupted in step 3, which is not saved; the last checkpoint is .*step-000002: rerun')])
+def test_ctrl_c_in_the_middle_of_a_step_resumes_the_uninterrupted_run(tmp_path, times, checkpoint_every, message):
+    """A Ctrl-C that lands after the optimizer's update but before the step is counted (a review hit it in 1 of 5
+    tries; the resumed run then applied that step twice): once, the step finishes and is saved; twice, the run stops
+    at once and names the last checkpoint. Either way the resumed run ends with the uninterrupted run's weights."""
+    import copy, torch
+    from d2o_edu.harm_world import load_harm_world
+    from d2o_edu.models import load_model
+    from d2o_edu.sampling import AnchorConfig, sample_anchors
+    from d2o_edu.training import TrainConfig, train, read_log
+    model, tok = load_model('tiny-gpt2')
+    rows = sample_anchors(model, tok, load_harm_world('negatives').select(range(8)), AnchorConfig(K=2, max_new_tokens=8),
+                          progress=False)
+    config = TrainConfig(steps=5, batch_size=4, checkpoint_every=checkpoint_every, lr=1e-3)
+    straight = train(copy.deepcopy(model), tok, rows, config, tmp_path / 'straight', progress=False)
+    handle = _interrupt_after_update(3, times)
+    try:
+        with pytest.raises(KeyboardInterrupt, match=message):
+            train(copy.deepcopy(model), tok, rows, config, tmp_path / 'cut', progress=False)
+    finally: handle.remove()
+    resumed = train(copy.deepcopy(model), tok, rows, config, tmp_path / 'cut', resume=True, progress=False)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
+    assert [r['loss'] for r in read_log(tmp_path / 'cut')] == [r['loss'] for r in read_log(tmp_path / 'straight')]

@@ -21,15 +21,15 @@ def test_report_explains_a_negative_kl_estimate(kl, noted):
     assert f'{kl:.3f} ± 0.020' in row and row.endswith('<td>—</td>') and 'nan' not in table.lower()
 
 
-@pytest.mark.parametrize('command, results', [('study', 'study.json'), ('study2', 'study2.json')])
-def test_only_outside_the_repository_names_from(tmp_path, capsys, command, results, monkeypatch):
-    "Run elsewhere, `--only JOB` cannot find data/results/…: the one-line error says to pass the file with --from."
+@pytest.mark.parametrize('command', ['study', 'study2'])
+def test_only_with_a_missing_from_file_names_from(tmp_path, capsys, command):
+    "`--only JOB --from FILE` with no such FILE: the one-line error names the file and says to pass it with --from."
     from d2o_edu.cli import main
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as e: main([command, '--only', 'some-job', '--out', str(tmp_path / 'o')])
+    with pytest.raises(SystemExit) as e:
+        main([command, '--only', 'some-job', '--from', str(tmp_path / 'gone.json'), '--out', str(tmp_path / 'o')])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and len(err.splitlines()) == 1
-    assert f'data/results/{results} not found' in err and '(--from)' in err, err
+    assert f'{tmp_path / "gone.json"} not found' in err and '(--from)' in err, err
 
 
 def test_trainer_shows_a_progress_bar_while_it_samples_anchors(tmp_path, capfd):
@@ -45,3 +45,11 @@ def test_trainer_shows_a_progress_bar_while_it_samples_anchors(tmp_path, capfd):
                    train_dataset=rows, processing_class=tok)
         err = capfd.readouterr().err
         assert ('generating' in err and '2/2' in err) is not quiet, err[-500:]
+
+
+def test_resume_with_nothing_to_resume_says_it_starts_afresh(tmp_path, capsys):
+    "A --resume into an empty or new folder (a typo in --out, say) trains from step 0, and says so."
+    from d2o_edu.pipeline import PipelineConfig, prepare_run_dir
+    prepare_run_dir(PipelineConfig(), tmp_path / 'new', resume=True, progress=True)
+    assert f"--resume: nothing to resume in {tmp_path / 'new'} (no run.json): starting from step 0" in capsys.readouterr().err
+    assert (tmp_path / 'new' / 'run.json').exists()

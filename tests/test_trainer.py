@@ -1,7 +1,7 @@
 """`D2OTrainer` (chapter 14) against independent references: the readable loop of chapter 08 (losses and weights, step
 for step), one larger batch (gradient accumulation), one process (two CPU processes, gloo), and the frozen base model
 (LoRA). Tiny GPT-2, offline, a few seconds each."""
-import copy, json, math
+import copy, math
 import pytest
 import torch
 
@@ -128,17 +128,10 @@ if PartialState().is_main_process:
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_what_one_does(tiny, tmp_path, torchrun):
+def test_two_cpu_processes_train_what_one_does(tiny, tmp_path, one_and_two_processes):
     "The same global batch (4 rows) as 1 process × 4 or 2 processes × 2 (torchrun, gloo): the same model."
     _, _, _, rows, _ = tiny
-    (tmp_path / 'rows.json').write_text(json.dumps(rows))
-    (tmp_path / 'worker.py').write_text(WORKER)
-    finals = []
-    for n in (1, 2):
-        out = tmp_path / f'p{n}' / 'weights.pt'
-        out.parent.mkdir()
-        torchrun(tmp_path / 'worker.py', n, 29610 + n, tmp_path / 'rows.json', out, 4 // n, STEPS, LR)
-        finals.append(torch.load(out))
+    finals = one_and_two_processes(tmp_path, WORKER, rows, 29610, STEPS, LR)
     for k in finals[0]: torch.testing.assert_close(finals[1][k], finals[0][k], rtol=0, atol=2e-5)
 
 

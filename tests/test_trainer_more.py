@@ -224,17 +224,10 @@ if state.is_main_process:
 
 
 @pytest.mark.slow
-def test_online_anchors_on_two_cpu_processes_train_what_one_does(tiny, tmp_path, torchrun):
+def test_online_anchors_on_two_cpu_processes_train_what_one_does(tiny, tmp_path, one_and_two_processes):
     "Online anchors with 2 processes × 2 rows (torchrun, gloo): every process draws the same anchors, so one process's model."
     _, _, _, rows = tiny
-    (tmp_path / 'rows.json').write_text(json.dumps(rows))
-    (tmp_path / 'worker.py').write_text(ONLINE_WORKER)
-    finals = []
-    for n in (1, 2):
-        out = tmp_path / f'p{n}' / 'weights.pt'
-        out.parent.mkdir()
-        torchrun(tmp_path / 'worker.py', n, 29630 + n, tmp_path / 'rows.json', out, 4 // n)
-        finals.append(torch.load(out))
+    finals = one_and_two_processes(tmp_path, ONLINE_WORKER, rows, 29630)
     drawn = [json.loads(f.read_text()) for f in sorted(tmp_path.glob('p*/anchors-*.json'))]
     assert len(drawn) == 3 and drawn[0] and all(d == drawn[0] for d in drawn)      # 1 process, and both of 2: the same
     for k in finals[0]: torch.testing.assert_close(finals[1][k], finals[0][k], rtol=0, atol=2e-5)
