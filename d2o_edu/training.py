@@ -385,14 +385,12 @@ class CtrlC:
 
 def interrupted(run, ctrl_c) -> str:
     "What a Ctrl-C leaves: at a step's end, a checkpoint of that step; in the middle of one, the last checkpoint."
+    resume = 'rerun the same command with --resume (in Python: train(..., resume=True))'
     if ctrl_c.at_step_end and run.done > run.start:
-        return (f'interrupted after step {run.done}; checkpoint in {save_step(run, run.done)}: rerun the same command with '
-                f'--resume (in Python: train(..., resume=True)) to continue')
+        return f'interrupted after step {run.done}; checkpoint in {save_step(run, run.done)}: {resume} to continue'
     last = latest_checkpoint(run.out_dir)
     return (f'interrupted in step {run.done + 1}, which is not saved; ' +
-            (f'the last checkpoint is {last}: rerun the same command with --resume (in Python: train(..., resume=True)) '
-             f'to continue from it' if last else
-             'no checkpoint yet: rerun the same command'))
+            (f'the last checkpoint is {last}: {resume} to continue from it' if last else 'no checkpoint yet: rerun the same command'))
 
 def step_record(run, step, loss, metrics, grad_norm) -> dict:
     "A step's log line. Every shard's loss and metrics are means over equal shards: their mean is the global batch's."
