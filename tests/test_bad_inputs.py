@@ -128,7 +128,7 @@ def test_only_reads_the_courses_results_from_any_folder(tmp_path, monkeypatch, c
     "`--only` without `--from` reads the committed results file, whatever the working folder (before: ./data/results/…)."
     monkeypatch.chdir(tmp_path)
     code, err = cli([command, '--only', 'no-such-job', '--out', str(tmp_path / 'st')])
-    assert code == 2 and 'no-such-job' in err and 'not found: pass' not in err, err
+    assert code == 2 and f"{results} has no run 'no-such-job'" in err and 'not found: pass' not in err, err
 
 
 def test_resume_of_a_folder_without_run_json(tmp_path):
